@@ -1,0 +1,83 @@
+"""The toolkit's error hierarchy: one root, a few precise subclasses.
+
+The CLI maps each class to a message and an exit code: ``exit_code`` 2 for usage and
+connection problems, 1 when data would be lost or a verification failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class ToolkitError(Exception):
+    """Root of every error the toolkit raises on purpose."""
+
+    exit_code: int = 2
+
+
+class UsageError(ToolkitError):
+    """Bad arguments: unknown scenario or revision, malformed range, missing option."""
+
+    exit_code = 2
+
+
+class ProvisioningError(ToolkitError):
+    """No PostgreSQL server could be had: unreachable URL, failed start, bad credentials.
+
+    Messages never contain a password: build them with ``toolkit.postgres.mask_url``.
+    """
+
+    exit_code = 2
+
+
+class OfflineModeError(ToolkitError):
+    """An operation needs a live database (reflection, data checks) but runs in ``--sql`` mode."""
+
+    exit_code = 2
+
+
+class LockTimeoutError(ToolkitError):
+    """Another run holds the migration lock on this database and did not release it in time."""
+
+    exit_code = 2
+
+
+class DataRefusedError(ToolkitError):
+    """An operation refused to run because it would lose or corrupt data.
+
+    Raised before anything is changed. Names the table, the column, how many rows are
+    concerned and a few sample keys so that a DBA can find them.
+    """
+
+    exit_code = 1
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        table: str,
+        column: str | None,
+        count: int,
+        samples: Sequence[object] = (),
+        hint: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.table = table
+        self.column = column
+        self.count = count
+        self.samples = tuple(samples)
+        self.hint = hint
+        where = f"{table}.{column}" if column else table
+        sample_text = ", ".join(str(s) for s in self.samples)
+        message = f"refused: {where}: {count} row(s) {reason}"
+        if sample_text:
+            message += f" (e.g. {sample_text})"
+        if hint:
+            message += f"; {hint}"
+        super().__init__(message)
+
+
+class VerificationError(ToolkitError):
+    """A round trip or an invariant showed that data was lost or changed."""
+
+    exit_code = 1

