@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine
@@ -45,6 +46,9 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"lossless: PostgreSQL from {mask_url(url) if url else 'an embedded server'}"
 
 
+_SERVER_KEY = pytest.StashKey[Server]()
+
+
 @pytest.fixture(scope="session")
 def lossless_server(request: pytest.FixtureRequest) -> Iterator[Server]:
     """The session's PostgreSQL server (stops the whole run once if none can be had)."""
@@ -54,7 +58,14 @@ def lossless_server(request: pytest.FixtureRequest) -> Iterator[Server]:
             server = stack.enter_context(provision(url, env=False))
         except ToolkitError as exc:
             pytest.exit(f"lossless: no PostgreSQL server for the tests: {exc}", returncode=3)
+        request.config.stash[_SERVER_KEY] = server
         yield server
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    server = config.stash.get(_SERVER_KEY, None)
+    if server is not None:
+        terminalreporter.write_line(f"lossless: tests ran on {server.describe()}")
 
 
 @pytest.fixture

@@ -35,7 +35,10 @@ class DockerServer:
 
 def _container_class() -> Callable[..., Any]:
     try:
-        from testcontainers.postgres import PostgresContainer
+        try:
+            from testcontainers.community.postgres import PostgresContainer
+        except ImportError:  # testcontainers < 4.14 kept it at the top level
+            from testcontainers.postgres import PostgresContainer
     except ImportError as exc:
         raise ProvisioningError(
             "Docker provisioning needs the docker extra: pip install 'lossless[docker]'"
@@ -48,8 +51,9 @@ def start_docker(spec: str, *, container_class: Callable[..., Any] | None = None
     """Start ``postgres:VERSION`` in Docker and return its URL (psycopg driver, no password leak)."""
     image = parse_docker_spec(spec)
     factory = container_class or _container_class()
-    container = factory(image, username="postgres", password="postgres", dbname="postgres")
     try:
+        # The client talks to the engine already in the constructor, so both calls are guarded.
+        container = factory(image, username="postgres", password="postgres", dbname="postgres")
         container.start()
     except Exception as exc:  # docker raises many unrelated types; all mean "no server"
         raise ProvisioningError(f"could not start {image} in Docker: {exc}") from exc
