@@ -45,10 +45,10 @@ def run_migrations() -> None:
     if connection is not None:
         _configure_and_run(connection)
         return
-    url = config.get_main_option("sqlalchemy.url")
-    if not url:
+    online_url = config.get_main_option("sqlalchemy.url")
+    if not online_url:
         raise RuntimeError("no connection given and no sqlalchemy.url configured")
-    engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
+    engine = create_engine(sqlalchemy_url(online_url), poolclass=NullPool)
     try:
         with engine.connect() as conn:
             _configure_and_run(conn)

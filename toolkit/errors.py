@@ -81,3 +81,13 @@ class VerificationError(ToolkitError):
     """A round trip or an invariant showed that data was lost or changed."""
 
     exit_code = 1
+
+
+class MigrationFailedError(ToolkitError):
+    """A revision failed in the database (an SQL error, a statement timeout).
+
+    Each revision runs in its own transaction, so the failed one left nothing behind; the
+    message names it and the revision the database is at now.
+    """
+
+    exit_code = 1

@@ -7,6 +7,19 @@ installed gets these fixtures; nothing starts unless a test asks for one:
   (or ``--lossless-url``) names a server; without it an embedded PostgreSQL is started.
 - ``lossless_database``: the URL of a fresh, empty database, dropped after the test.
 - ``lossless_engine``: a SQLAlchemy engine on that database.
+- ``lossless_roundtrip``: a callable running the round trip of the project's Alembic
+  revisions (``toolkit.roundtrip.run_project_roundtrip``) on the session's server.
+
+The built-in round-trip test (every revision step upgraded and downgraded on seeded data,
+nothing lost) is collected when enabled in the ini file (or with ``--lossless-roundtrip``)::
+
+    [pytest]
+    lossless_roundtrip = true
+    lossless_alembic_ini = alembic.ini     # relative to the rootdir; the default
+    lossless_roundtrip_rows = 20           # synthetic rows per table; the default
+
+A failure lists each failed revision in a titled section: table, column, row counts and
+sample keys.
 
 If no server can be had, the run stops once with one clear message: tests never skip for
 lack of a database.
@@ -15,9 +28,10 @@ lack of a database.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import Engine, create_engine
@@ -27,7 +41,11 @@ from toolkit.errors import ToolkitError
 from toolkit.postgres import Server, provision, scratch_database
 from toolkit.postgres.url import sqlalchemy_url
 
+if TYPE_CHECKING:
+    from toolkit.roundtrip import RoundTripReport, RoundTripSettings
+
 ENV_TEST_URL = "LOSSLESS_TEST_URL"
+ROUNDTRIP_TEST_NAME = "lossless_roundtrip"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -36,6 +54,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--lossless-url",
         default=None,
         help=f"PostgreSQL server URL for the tests (default: ${ENV_TEST_URL}, else embedded)",
+    )
+    group.addoption(
+        "--lossless-roundtrip",
+        action="store_true",
+        default=False,
+        help="collect the built-in round-trip test of the project's Alembic revisions",
+    )
+    parser.addini(
+        "lossless_roundtrip",
+        type="bool",
+        default=False,
+        help="collect the built-in round-trip test of the project's Alembic revisions",
+    )
+    parser.addini(
+        "lossless_alembic_ini",
+        default="alembic.ini",
+        help="the project's Alembic config file, relative to the rootdir",
+    )
+    parser.addini(
+        "lossless_roundtrip_rows",
+        default="20",
+        help="synthetic rows per table for the built-in round-trip test",
     )
 
 
@@ -83,3 +123,57 @@ def lossless_engine(lossless_database: str) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def lossless_roundtrip(
+    lossless_server: Server, pytestconfig: pytest.Config
+) -> Callable[..., RoundTripReport]:
+    """A callable running the round trip of an Alembic project on the session's server.
+
+    ``lossless_roundtrip(ini=None, *, rows=None, seed=0, settings=None)``: ``ini`` defaults
+    to the ``lossless_alembic_ini`` ini option (relative paths from the rootdir), ``rows``
+    to ``lossless_roundtrip_rows``. Returns the ``RoundTripReport``; check ``.ok``.
+    """
+    from toolkit.migrate import Project
+    from toolkit.roundtrip import run_project_roundtrip
+
+    def run(
+        ini: str | Path | None = None,
+        *,
+        rows: int | None = None,
+        seed: int = 0,
+        settings: RoundTripSettings | None = None,
+    ) -> RoundTripReport:
+        path = Path(ini if ini is not None else str(pytestconfig.getini("lossless_alembic_ini")))
+        if not path.is_absolute():
+            path = pytestconfig.rootpath / path
+        count = rows if rows is not None else int(pytestconfig.getini("lossless_roundtrip_rows"))
+        return run_project_roundtrip(
+            Project.from_ini(path), lossless_server.url, rows=count, seed=seed, settings=settings
+        )
+
+    return run
+
+
+def lossless_roundtrip_test(
+    lossless_roundtrip: Callable[..., RoundTripReport], request: pytest.FixtureRequest
+) -> None:
+    """Every revision of the project upgrades and downgrades without losing data."""
+    report = lossless_roundtrip()
+    request.node.add_report_section("call", "lossless round trip", report.render())
+    if not report.ok:
+        pytest.fail(report.render_failures(), pytrace=False)
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Append the built-in round-trip test when the ini file or the command line asks."""
+    if not (config.getoption("--lossless-roundtrip") or config.getini("lossless_roundtrip")):
+        return
+    items.append(
+        pytest.Function.from_parent(
+            session, name=ROUNDTRIP_TEST_NAME, callobj=lossless_roundtrip_test
+        )
+    )

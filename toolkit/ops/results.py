@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 log = logging.getLogger("lossless.ops")
 
 #: Count keys every operation uses, so reports can add them up across operations.
-COUNT_KEYS = ("moved", "stashed", "restored", "collapsed", "lost", "dropped")
+#: ``filled``: rows given a policy's fill value (``on_missing="fill"``), not restored data.
+COUNT_KEYS = ("moved", "stashed", "restored", "collapsed", "lost", "dropped", "filled")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -34,9 +35,22 @@ def sqlalchemy_url(url: str | URL) -> URL:
 
 
 def libpq_url(url: str | URL) -> str:
-    """The URL as libpq and psycopg understand it (no SQLAlchemy driver suffix)."""
+    """The URL as a libpq connection string (key=value form, so query options such as
+    ``options=-c x=1`` survive: libpq does not decode SQLAlchemy's ``+`` for spaces)."""
     parsed = url if isinstance(url, URL) else parse_url(url)
-    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    params: dict[str, str] = {}
+    for key, value in parsed.query.items():
+        params[key] = value if isinstance(value, str) else value[-1]
+    for key, part in (
+        ("host", parsed.host),
+        ("port", parsed.port),
+        ("dbname", parsed.database),
+        ("user", parsed.username),
+        ("password", parsed.password),
+    ):
+        if part is not None and part != "":
+            params[key] = str(part)
+    return make_conninfo(**params)
 
 
 def with_database(url: str | URL, database: str) -> str:

@@ -27,7 +27,10 @@ depends_on: str | Sequence[str] | None = None
 
 def _uuid_pk(name: str) -> sa.Column[Any]:
     return sa.Column(
-        name, postgresql.UUID(as_uuid=True), primary_key=True, server_default=sa.text("gen_random_uuid()")
+        name,
+        postgresql.UUID(as_uuid=True),
+        primary_key=True,
+        server_default=sa.text("gen_random_uuid()"),
     )
 
 

@@ -1,0 +1,189 @@
+"""add many-to-many junction tables and remove redundant columns
+
+Migration 014, written with the toolkit's data-preserving operations: the example to copy.
+
+Upgrade
+    ``targets.goal_id`` and ``targets.sprint_id`` become the junction tables
+    ``target_goal_links`` and ``target_sprint_links`` (a target may now have several goals
+    and several sprints). ``commitments.goal_id``, ``commitments.sprint_id`` and
+    ``sprints.goal_id`` are redundant in the new model; their values are kept in each row's
+    ``metadata`` under ``legacy_goal_id`` / ``legacy_sprint_id`` instead of being thrown away.
+
+Downgrade
+    The exact inverse. Each target gets back its *first* link (by ``created_at, id``); the
+    other links are a declared loss, counted and reported, unless ``keep_extra_links`` keeps
+    them in the toolkit's stash for the next upgrade. Legacy values come back out of
+    ``metadata`` with their keys removed. The five foreign keys are recreated under their
+    original names, and ``NOT NULL`` on the two target columns.
+
+Options of the downgrade (``alembic -x NAME=VALUE downgrade ...``; ``lossless`` passes them
+the same way):
+
+``on_missing`` (default ``refuse``)
+    A target with no goal link or no sprint link cannot get its NOT NULL column back.
+    ``refuse`` stops the downgrade before anything changes and names those targets;
+    ``keep_null`` leaves them NULL and the column nullable; ``fill`` gives them
+    ``fill_goal_id`` / ``fill_sprint_id`` (ids that must exist; a column without its fill
+    value keeps ``refuse``).
+``keep_extra_links`` (default ``false``)
+    ``true`` keeps the links beyond the first in the toolkit's stash (table
+    ``lossless_stash``) instead of losing them; the next upgrade puts them back verbatim.
+
+Revision ID: f06135d685df
+Revises: e1a0c0de0013
+Create Date: 2024-01-02 00:00:00
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from alembic import context, op
+
+revision: str = "f06135d685df"
+down_revision: str | Sequence[str] | None = "e1a0c0de0013"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_TRUE = ("1", "true", "yes", "on")
+
+
+def _on_missing(options: dict[str, str], column: str) -> dict[str, str | None]:
+    """The downgrade's policy for targets that have no link to restore ``column`` from."""
+    mode = options.get("on_missing", "refuse")
+    if mode != "fill":
+        return {"on_missing": mode, "fill_value": None}
+    fill_value = options.get(f"fill_{column}")
+    # Without a value to fill this column with, its targets keep the safe default.
+    return {"on_missing": "fill" if fill_value else "refuse", "fill_value": fill_value}
+
+
+def upgrade() -> None:
+    """Move the target FKs to junction tables; stash the redundant FK columns in metadata."""
+    # Each call creates the junction (id, target_id, <referent>, created_at), copies every
+    # non-NULL (targets.id, targets.<column>) pair, then adds the unique constraint, one index
+    # per FK column (ix_<junction>_<column>) and both FKs ON DELETE CASCADE (loading before
+    # constraining is what keeps it fast), and only then drops targets_<column>_fkey (looked
+    # up, not guessed) and the column.
+    # Keys (owner_key, referent_key, primary_key) are read from the catalog when online; they
+    # are spelled out so that the same revision also renders as SQL (alembic upgrade --sql).
+    op.promote_fk_to_junction(
+        "targets",
+        "goal_id",
+        junction="target_goal_links",
+        owner_column="target_id",
+        referent_column="goal_id",
+        referent_table="client_goals",
+        referent_key="id",
+        owner_key="id",
+        unique_name="uq_target_goal",
+        ondelete="CASCADE",
+    )
+    op.promote_fk_to_junction(
+        "targets",
+        "sprint_id",
+        junction="target_sprint_links",
+        owner_column="target_id",
+        referent_column="sprint_id",
+        referent_table="sprints",
+        referent_key="id",
+        owner_key="id",
+        unique_name="uq_target_sprint",
+        ondelete="CASCADE",
+    )
+    # The new model no longer ties commitments and sprints to goals directly, but their old
+    # values are history that a downgrade must give back: keep them in the row's metadata.
+    # Only non-NULL values are written, so NULL metadata, {} and unrelated keys come back
+    # exactly as they were.
+    op.stash_column_in_jsonb(
+        "commitments", "goal_id", jsonb_column="metadata", key="legacy_goal_id", primary_key="id"
+    )
+    op.stash_column_in_jsonb(
+        "commitments",
+        "sprint_id",
+        jsonb_column="metadata",
+        key="legacy_sprint_id",
+        primary_key="id",
+    )
+    op.stash_column_in_jsonb(
+        "sprints", "goal_id", jsonb_column="metadata", key="legacy_goal_id", primary_key="id"
+    )
+
+
+def downgrade() -> None:
+    """Restore the five FK columns: first link per target, legacy values out of metadata."""
+    options = context.get_x_argument(as_dictionary=True)
+    keep_extra_links = options.get("keep_extra_links", "false").lower() in _TRUE
+
+    # The collapses go first: a target left without a link is the likeliest refusal, and it
+    # then comes before any work. (Every step checks before it changes anything, and the
+    # revision is one transaction, so a refusal anywhere leaves nothing half-done.)
+    # client_goals and sprints exist throughout, so each FK is recreated as soon as its
+    # column is back, whatever the order.
+    op.collapse_junction_to_fk(
+        "target_sprint_links",
+        table="targets",
+        column="sprint_id",
+        owner_column="target_id",
+        referent_column="sprint_id",
+        referent_table="sprints",
+        referent_key="id",
+        order_by=("created_at", "id"),  # the first link wins; ties broken by id, never luck
+        type_="uuid",
+        nullable=False,
+        fk_name="targets_sprint_id_fkey",
+        **_on_missing(options, "sprint_id"),  # refuse (default), keep_null or fill
+        keep_extra_links=keep_extra_links,
+        owner_key="id",
+    )
+    op.collapse_junction_to_fk(
+        "target_goal_links",
+        table="targets",
+        column="goal_id",
+        owner_column="target_id",
+        referent_column="goal_id",
+        referent_table="client_goals",
+        referent_key="id",
+        order_by=("created_at", "id"),
+        type_="uuid",
+        nullable=False,
+        fk_name="targets_goal_id_fkey",
+        **_on_missing(options, "goal_id"),
+        keep_extra_links=keep_extra_links,
+        owner_key="id",
+    )
+    # Values come back with their type (uuid) and the keys leave metadata again; a row whose
+    # metadata was NULL before the upgrade gets NULL back, not {}. Keep the exact reverse
+    # order of the stashes: a NULL is given back by the restore of the column whose stash
+    # first wrote into that NULL, once the metadata is {} again (commitments: sprint_id is
+    # restored before goal_id, or a commitment that had both and NULL metadata gets {}).
+    op.restore_column_from_jsonb(
+        "sprints",
+        "goal_id",
+        jsonb_column="metadata",
+        key="legacy_goal_id",
+        type_="uuid",
+        foreign_key=("client_goals", "id"),
+        fk_name="sprints_goal_id_fkey",
+        primary_key="id",
+    )
+    op.restore_column_from_jsonb(
+        "commitments",
+        "sprint_id",
+        jsonb_column="metadata",
+        key="legacy_sprint_id",
+        type_="uuid",
+        foreign_key=("sprints", "id"),
+        fk_name="commitments_sprint_id_fkey",
+        primary_key="id",
+    )
+    op.restore_column_from_jsonb(
+        "commitments",
+        "goal_id",
+        jsonb_column="metadata",
+        key="legacy_goal_id",
+        type_="uuid",
+        foreign_key=("client_goals", "id"),
+        fk_name="commitments_goal_id_fkey",
+        primary_key="id",
+    )

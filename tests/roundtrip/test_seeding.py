@@ -1,0 +1,187 @@
+"""The generic seeder, on schemas it has never seen: constraints respected, set-based, stable."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Connection, create_engine
+from sqlalchemy.pool import NullPool
+
+from toolkit.postgres import Server, scratch_database
+from toolkit.postgres.url import sqlalchemy_url
+from toolkit.seeding import seed_database
+from toolkit.verify import take_snapshot
+
+SCHEMA = """
+CREATE TYPE mood AS ENUM ('happy', 'sad', 'meh');
+CREATE TABLE authors (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    name text NOT NULL UNIQUE,
+    email varchar(12),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE notes (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    author_id uuid NOT NULL REFERENCES authors (id),
+    reviewer_id uuid REFERENCES authors (id),
+    status text NOT NULL CHECK (status IN ('draft', 'published', 'it''s done')),
+    rating numeric(3, 1) CHECK (rating BETWEEN 0 AND 5),
+    pinned boolean NOT NULL,
+    due date,
+    metadata jsonb,
+    settings jsonb NOT NULL,
+    feeling mood NOT NULL,
+    tags text[],
+    code char(2),
+    parent_id bigint REFERENCES notes (id),
+    created_at timestamp NOT NULL
+);
+CREATE TABLE note_tags (
+    note_id bigint NOT NULL REFERENCES notes (id) ON DELETE CASCADE,
+    tag text NOT NULL,
+    PRIMARY KEY (note_id, tag)
+);
+CREATE TABLE note_stats (note_id bigint PRIMARY KEY REFERENCES notes (id), views int NOT NULL);
+"""
+
+
+@pytest.fixture
+def db(conn: Connection) -> Connection:
+    conn.exec_driver_sql(SCHEMA)
+    return conn
+
+
+def scalar(conn: Connection, query: str) -> object:
+    return conn.exec_driver_sql(query).scalar_one()
+
+
+def test_every_table_gets_rows_parents_first(db: Connection) -> None:
+    report = seed_database(db, rows=30, seed=0)
+
+    assert [(t.name, t.rows) for t in report.tables] == [
+        ("authors", 30),
+        ("notes", 30),
+        ("note_stats", 30),
+        ("note_tags", 30),
+    ]
+    assert report.total == 120 and report.notes == ()
+    assert scalar(db, "SELECT count(*) FROM notes") == 30
+
+
+def test_values_respect_types_and_checks(db: Connection) -> None:
+    seed_database(db, rows=30, seed=0)
+
+    statuses = db.exec_driver_sql("SELECT DISTINCT status FROM notes ORDER BY 1").scalars().all()
+    assert statuses == ["draft", "it's done", "published"]
+    assert scalar(db, "SELECT count(DISTINCT feeling) FROM notes") == 3
+    assert scalar(db, "SELECT max(length(email)) <= 12 FROM authors") is True
+    assert scalar(db, "SELECT bool_and(rating BETWEEN 0 AND 5) FROM notes") is True
+    assert scalar(db, "SELECT count(*) FROM notes WHERE settings IS NULL") == 0
+
+
+def test_edge_cases_are_covered(db: Connection) -> None:
+    seed_database(db, rows=30, seed=0)
+
+    kinds = db.exec_driver_sql(
+        "SELECT count(*) FILTER (WHERE metadata IS NULL),"
+        "       count(*) FILTER (WHERE metadata = '{}'),"
+        "       count(*) FILTER (WHERE jsonb_typeof(metadata -> 'nested') = 'object'),"
+        "       count(*) FILTER (WHERE reviewer_id IS NULL),"
+        "       count(*) FILTER (WHERE reviewer_id IS NOT NULL),"
+        "       count(*) FILTER (WHERE due IS NULL),"
+        "       count(*) - count(DISTINCT created_at)"
+        " FROM notes"
+    ).one()
+    assert all(k > 0 for k in kinds), kinds
+    unicode = scalar(db, "SELECT count(*) FROM authors WHERE name ~ '[^[:ascii:]]'")
+    assert isinstance(unicode, int) and unicode > 0
+
+
+def test_foreign_keys_to_itself_are_filled_afterwards(db: Connection) -> None:
+    seed_database(db, rows=30, seed=0)
+
+    linked = scalar(db, "SELECT count(*) FROM notes WHERE parent_id IS NOT NULL")
+    assert linked == 20  # two rows in three get a parent
+
+
+def test_same_seed_same_data_other_seed_other_data(lossless_server: Server) -> None:
+    def fingerprints(seed: int) -> dict[str, int]:
+        with scratch_database(lossless_server.url, prefix="lossless_test") as url:
+            engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
+            with engine.connect() as conn:
+                conn.exec_driver_sql(SCHEMA)
+                seed_database(conn, rows=10, seed=seed)
+                snap = take_snapshot(conn)
+                conn.rollback()
+            engine.dispose()
+        return {t.name: t.fingerprint for t in snap.tables}
+
+    first, again, other = fingerprints(1), fingerprints(1), fingerprints(2)
+    assert first == again
+    assert first["authors"] != other["authors"] and first["notes"] != other["notes"]
+
+
+def test_a_cycle_through_nullable_keys_is_broken_and_filled(conn: Connection) -> None:
+    conn.exec_driver_sql(
+        "CREATE TABLE a (id int PRIMARY KEY, b_id int);"
+        "CREATE TABLE b (id int PRIMARY KEY, a_id int NOT NULL REFERENCES a (id));"
+        "ALTER TABLE a ADD FOREIGN KEY (b_id) REFERENCES b (id);"
+    )
+
+    report = seed_database(conn, rows=9, seed=0)
+
+    assert [(t.name, t.rows) for t in report.tables] == [("a", 9), ("b", 9)]
+    assert scalar(conn, "SELECT count(*) FROM a WHERE b_id IS NOT NULL") == 6
+
+
+def test_what_cannot_be_seeded_is_noted_not_raised(conn: Connection) -> None:
+    conn.exec_driver_sql(
+        "CREATE TABLE shapes (id int PRIMARY KEY, p point NOT NULL);"
+        "CREATE DOMAIN negative AS int CHECK (VALUE < 0);"
+        "CREATE TABLE odd (id int PRIMARY KEY, n negative NOT NULL);"
+        "CREATE TABLE fine (id int PRIMARY KEY, p point);"
+        "CREATE TABLE selfish (id int PRIMARY KEY, me int NOT NULL REFERENCES selfish (id));"
+    )
+
+    report = seed_database(conn, rows=5, seed=0)
+
+    rows = {t.name: t.rows for t in report.tables}
+    assert rows == {"fine": 5, "odd": 0, "selfish": 0, "shapes": 0}
+    notes = dict(n.split(": ", 1) for n in report.notes)
+    assert notes["shapes"] == "no generator for p (point)"
+    assert notes["odd"].startswith("insert failed: ")
+    assert notes["selfish"] == "NOT NULL foreign key to itself; left empty"
+
+
+def test_a_failed_table_does_not_abort_the_callers_transaction(lossless_server: Server) -> None:
+    with scratch_database(lossless_server.url, prefix="lossless_test") as url:
+        engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
+        with engine.connect() as conn:
+            conn.exec_driver_sql(
+                "CREATE DOMAIN negative AS int CHECK (VALUE < 0);"
+                "CREATE TABLE odd (id int PRIMARY KEY, n negative NOT NULL);"
+                "CREATE TABLE fine (id int PRIMARY KEY);"
+            )
+            report = seed_database(conn, rows=4, seed=0)
+            conn.commit()
+            assert {t.name: t.rows for t in report.tables} == {"fine": 4, "odd": 0}
+            assert conn.exec_driver_sql("SELECT count(*) FROM fine").scalar_one() == 4
+        engine.dispose()
+
+
+def test_identifiers_that_need_quoting(conn: Connection) -> None:
+    conn.exec_driver_sql(
+        'CREATE TABLE "Parent Table" ("Key" int PRIMARY KEY, "a""b" text NOT NULL);'
+        'CREATE TABLE "child" ("id" int PRIMARY KEY,'
+        ' "Parent" int NOT NULL REFERENCES "Parent Table" ("Key"),'
+        ' "g" int NOT NULL, "lossless_n" text)'
+    )
+
+    report = seed_database(conn, rows=6, seed=0)
+
+    assert {t.name: t.rows for t in report.tables} == {"Parent Table": 6, "child": 6}
+    orphans = scalar(
+        conn,
+        "SELECT count(*) FROM child c WHERE NOT EXISTS"
+        ' (SELECT 1 FROM "Parent Table" p WHERE p."Key" = c."Parent")',
+    )
+    assert orphans == 0

@@ -1,0 +1,3 @@
+from toolkit.alembic_env import run_migrations
+
+run_migrations()

@@ -1,0 +1,169 @@
+"""The ``lossless`` group: its options, and the one place errors become exit codes.
+
+Exit codes: 0 ok; 1 data would be lost, an operation refused, a verification or a revision
+failed; 2 usage or connection error (bad option, unknown scenario or revision, unreachable
+server, migration lock not obtained). An error is one line on stderr, never a traceback
+(``--debug`` shows the traceback of an unexpected one).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import click
+
+from toolkit import __version__
+from toolkit.cli.options import Run, duration
+from toolkit.cli.safety import install_log_scrubber, one_line, remember_url
+from toolkit.commands import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S, RunSettings
+from toolkit.errors import ToolkitError
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Session:
+    """What ``main`` needs to know about the run once click has parsed it."""
+
+    debug = False
+
+
+class _InOrder(click.Group):
+    """Lists commands in the order they were added (a DBA's workflow), not alphabetically."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        del ctx
+        return list(self.commands)
+
+
+@click.group(
+    cls=_InOrder,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="Exit codes: 0 ok, 1 data would be lost / refused / verification failed, "
+    "2 usage or connection error.",
+)
+@click.option(
+    "--url",
+    envvar="LOSSLESS_URL",
+    metavar="URL",
+    help="PostgreSQL URL of the database to work on [env LOSSLESS_URL]. "
+    "Without it: a throwaway embedded server.",
+)
+@click.option(
+    "-s",
+    "--scenario",
+    envvar="LOSSLESS_SCENARIO",
+    metavar="NAME",
+    help="A bundled scenario (see `lossless scenarios`) [env LOSSLESS_SCENARIO].",
+)
+@click.option(
+    "-c",
+    "--config",
+    envvar="LOSSLESS_CONFIG",
+    metavar="INI",
+    help="A team's alembic.ini instead of a scenario [env LOSSLESS_CONFIG].",
+)
+@click.option(
+    "--postgres",
+    envvar="LOSSLESS_POSTGRES",
+    metavar="docker[:V]",
+    help="Without --url: run PostgreSQL V in Docker instead of the embedded server "
+    "[env LOSSLESS_POSTGRES].",
+)
+@click.option(
+    "--lock-timeout",
+    callback=duration,
+    metavar="DURATION",
+    default=f"{DEFAULT_LOCK_TIMEOUT_S:g}s",
+    show_default=True,
+    help="Longest wait for the migration lock and for any table lock (PostgreSQL "
+    "lock_timeout); 0: no limit [env LOSSLESS_LOCK_TIMEOUT].",
+    envvar="LOSSLESS_LOCK_TIMEOUT",
+)
+@click.option(
+    "--statement-timeout",
+    callback=duration,
+    metavar="DURATION",
+    default=f"{DEFAULT_STATEMENT_TIMEOUT_S / 60:g}min",
+    show_default=True,
+    help="Longest run of one SQL statement (PostgreSQL statement_timeout); 0: no limit "
+    "[env LOSSLESS_STATEMENT_TIMEOUT].",
+    envvar="LOSSLESS_STATEMENT_TIMEOUT",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="LOSSLESS_DEBUG",
+    help="Show the traceback of an unexpected error [env LOSSLESS_DEBUG].",
+)
+@click.version_option(__version__, "-V", "--version", prog_name="lossless")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    url: str | None,
+    scenario: str | None,
+    config: str | None,
+    postgres: str | None,
+    lock_timeout: float,
+    statement_timeout: float,
+    quiet: bool,
+    debug: bool,
+) -> None:
+    """Schema refactors on PostgreSQL that lose no data.
+
+    Preview a migration (sql, preflight), run it under a lock (upgrade, downgrade), and
+    prove on a scratch database that the round trip loses nothing (roundtrip).
+    Progress goes to stderr, results to stdout.
+    """
+    remember_url(url)
+    _Session.debug = debug
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+        ctx.exit(EXIT_OK)
+    ctx.obj = Run(
+        settings=RunSettings(
+            url=url or None,
+            scenario=scenario or None,
+            config=config or None,
+            postgres=postgres or None,
+            lock_timeout_s=lock_timeout,
+            statement_timeout_s=statement_timeout,
+        ),
+        quiet=quiet,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (the console script exits with it)."""
+    install_log_scrubber()
+    remember_url(os.environ.get("LOSSLESS_URL"))
+    try:
+        result = cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="lossless",
+            standalone_mode=False,
+        )
+    except click.ClickException as exc:
+        hint = " (see lossless --help)" if isinstance(exc, click.UsageError) else ""
+        click.echo(f"lossless: error: {one_line(exc.format_message())}{hint}", err=True)
+        return EXIT_USAGE
+    except click.Abort:
+        click.echo("lossless: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except ToolkitError as exc:
+        click.echo(f"lossless: error: {one_line(str(exc))}", err=True)
+        return exc.exit_code
+    except Exception as exc:
+        if _Session.debug:
+            raise
+        click.echo(
+            f"lossless: unexpected error: {type(exc).__name__}: {one_line(str(exc))} "
+            "(rerun with --debug for the traceback)",
+            err=True,
+        )
+        return EXIT_USAGE
+    return result if isinstance(result, int) else EXIT_OK

@@ -1,0 +1,85 @@
+"""Commands that look at or move a database between revisions."""
+
+from __future__ import annotations
+
+import click
+
+from toolkit import commands
+from toolkit.cli import render
+from toolkit.cli.options import Run, json_option, pass_run
+from toolkit.cli.output import EXIT_DATA, emit, emit_json
+
+
+@click.command()
+@click.argument("revision", default="heads")
+@json_option
+@pass_run
+def upgrade(run: Run, revision: str, as_json: bool) -> None:
+    """Upgrade the database to REVISION (default: the head).
+
+    Holds the migration lock for the whole run; each revision commits on its own, so a
+    failure leaves the database at the last good revision.
+    """
+    report = commands.upgrade(run.settings, revision, progress=run.progress)
+    emit_json(render.migration_json(report)) if as_json else emit(render.migration(report))
+
+
+@click.command()
+@click.argument("revision")
+@json_option
+@pass_run
+def downgrade(run: Run, revision: str, as_json: bool) -> None:
+    """Downgrade the database to REVISION (an id, `-1`, or `base`).
+
+    Run `preflight REVISION` first: a downgrade may collapse data the old schema cannot hold
+    (declared losses are counted in the summary).
+    """
+    report = commands.downgrade(run.settings, revision, progress=run.progress)
+    emit_json(render.migration_json(report)) if as_json else emit(render.migration(report))
+
+
+@click.command()
+@click.argument("revision", default="heads")
+@json_option
+@pass_run
+@click.pass_context
+def preflight(ctx: click.Context, run: Run, revision: str, as_json: bool) -> None:
+    """Preview a step on the real data, then roll it back.
+
+    Runs the real revisions on the real data inside one transaction that is rolled back,
+    and reports per table what would be moved, stashed, collapsed, restored, lost or
+    refused. Exit 1 when data would be lost, an operation refuses, or a revision fails.
+    """
+    report = commands.preflight(run.settings, revision, progress=run.progress)
+    emit_json(render.preflight_json(report)) if as_json else emit(render.preflight(report))
+    if not report.ok:
+        ctx.exit(EXIT_DATA)
+
+
+@click.command()
+@json_option
+@pass_run
+def current(run: Run, as_json: bool) -> None:
+    """Show the revision the database is at."""
+    report = commands.current(run.settings, progress=run.progress)
+    emit_json(render.current_json(report)) if as_json else emit(render.current(report))
+
+
+@click.command()
+@json_option
+@pass_run
+def history(run: Run, as_json: bool) -> None:
+    """List the revisions, base first (no server needed)."""
+    report = commands.history(run.settings)
+    emit_json(render.history_json(report)) if as_json else emit(render.history(report))
+
+
+@click.command()
+@click.argument("span", metavar="FROM:TO")
+@pass_run
+def sql(run: Run, span: str) -> None:
+    """Print the SQL of FROM:TO for review (no database needed).
+
+    Goes down when TO is below FROM. An empty FROM means base (`:head`).
+    """
+    click.echo(commands.offline_sql(run.settings, span), nl=False)

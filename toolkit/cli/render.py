@@ -1,0 +1,300 @@
+"""Turn the commands' result objects into text a person reads, or JSON a machine reads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from toolkit.commands import (
+    CurrentReport,
+    HistoryReport,
+    MigrationReport,
+    PreflightReport,
+    Refusal,
+    ScenarioInfo,
+    SeedReport,
+    TimedResult,
+)
+from toolkit.commands import revision_ids as ids
+from toolkit.ops.results import COUNT_KEYS
+
+#: Always shown, even at 0: a reader must see that nothing was lost, not guess it.
+_ALWAYS = ("moved", "stashed", "restored", "collapsed", "lost")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A fixed-width table; numbers right-aligned, text left-aligned."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    numeric = [
+        all(isinstance(row[i], int | float) or row[i] is None for row in rows) and bool(rows)
+        for i in range(len(headers))
+    ]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+
+    def line(values: Sequence[str]) -> str:
+        padded = (
+            v.rjust(w) if right else v.ljust(w)
+            for v, w, right in zip(values, widths, numeric, strict=True)
+        )
+        return "  ".join(padded).rstrip()
+
+    out = [line(headers), line(["-" * w for w in widths])]
+    out += [line(r) for r in cells]
+    return "\n".join(out)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _count_keys(operations: Sequence[TimedResult]) -> list[str]:
+    used = {k for t in operations for k, v in t.result.counts.items() if v}
+    return [k for k in COUNT_KEYS if k in _ALWAYS or k in used]
+
+
+def operations_table(operations: Sequence[TimedResult], refused: Refusal | None = None) -> str:
+    """Per operation: table, counts, seconds, rows per second; a refusal as a last row."""
+    keys = _count_keys(operations)
+    extra = ["refused"] if refused else []
+    headers = ["table", "operation", *keys, *extra, "seconds", "rows/s"]
+    rows: list[list[object]] = [
+        [
+            t.result.table,
+            t.result.operation,
+            *(t.result.counts.get(k, 0) for k in keys),
+            *(None for _ in extra),
+            t.seconds,
+            t.rows_per_second,
+        ]
+        for t in operations
+    ]
+    if refused is not None:
+        where = f"{refused.table}.{refused.column}" if refused.column else refused.table
+        rows.append([where, "refused", *(None for _ in keys), refused.count, None, None])
+    return table(headers, rows)
+
+
+def migration(report: MigrationReport) -> str:
+    """The summary of an upgrade or downgrade."""
+    head = (
+        f"{report.direction} {report.target} on database {report.database!r}: "
+        f"{ids(report.before)} -> {ids(report.after)} in {report.seconds:.2f}s"
+    )
+    if report.before == report.after:
+        return f"{head}\nnothing to do: already at {ids(report.after)}"
+    if not report.operations:
+        return f"{head}\nno toolkit operation ran (plain Alembic revisions: nothing counted)"
+    lines = [head, "", operations_table(report.operations)]
+    if report.lost:
+        lines += ["", f"declared loss: {report.lost:,} row(s) did not come through unchanged"]
+    return "\n".join(lines)
+
+
+def preflight(report: PreflightReport) -> str:
+    """What a step would do, with the verdict last."""
+    lines = [
+        f"preflight {report.direction} {report.target} on database {report.database!r}: "
+        f"{ids(report.before)} -> {report.revision} in {report.seconds:.2f}s "
+        "(rolled back: nothing changed)",
+        "",
+    ]
+    if report.before == report.reached and report.ok:
+        lines.append(f"nothing to do: already at {ids(report.before)}")
+    elif report.operations or report.refused:
+        lines.append(operations_table(report.operations, report.refused))
+    else:
+        lines.append("no toolkit operation reported counts (plain Alembic revisions)")
+    lines += ["", f"verdict: {verdict(report)}"]
+    return "\n".join(lines)
+
+
+def verdict(report: PreflightReport) -> str:
+    """One line: would it succeed, lose data, be refused or fail."""
+    if report.refused is not None:
+        return f"REFUSED: {report.refused.message}"
+    if report.failure is not None:
+        return f"WOULD FAIL: {report.failure}"
+    if report.lost:
+        return f"DATA WOULD BE LOST: {report.lost:,} row(s) (declared by the operations)"
+    return f"ok: would reach {ids(report.reached)} and lose nothing"
+
+
+def seeded(report: SeedReport) -> str:
+    """Rows per table and the overall rate."""
+    rate = f" ({report.rows_per_second:,.0f} rows/s)" if report.rows_per_second else ""
+    lines = [
+        f"seeded {report.target} on database {report.database!r} at {ids(report.revision)} "
+        f"(--rows {report.rows} --seed {report.seed}): {report.total:,} rows in "
+        f"{report.seconds:.2f}s{rate}",
+    ]
+    if report.prepared:
+        lines.append(f"(the empty database was first upgraded to {report.prepared})")
+    lines += ["", table(["table", "rows"], [[t.table, t.rows] for t in report.tables])]
+    if report.notes:
+        lines += ["", *(f"note: {n}" for n in report.notes)]
+    return "\n".join(lines)
+
+
+def current(report: CurrentReport) -> str:
+    """The revision(s) the database is at, with markers."""
+    if not report.current:
+        return f"base (no revision applied to database {report.database!r})"
+    lines = [_marked(r, report.heads, report.labels) for r in report.current]
+    if set(report.current) != set(report.heads):
+        lines.append(f"not at head: head is {ids(report.heads)}")
+    return "\n".join(lines)
+
+
+def history(report: HistoryReport) -> str:
+    """Base first: id, parent(s), message, markers."""
+    rows = [
+        [
+            r.revision,
+            ids(r.down_revision),
+            r.message.splitlines()[0] if r.message else "",
+            _markers(r.revision, report.heads, report.labels),
+        ]
+        for r in report.revisions
+    ]
+    return table(["revision", "parent", "message", ""], rows)
+
+
+def _markers(revision: str, heads: Sequence[str], labels: Mapping[str, str]) -> str:
+    marks = [labels[revision]] if revision in labels else []
+    if revision in heads:
+        marks.append("head")
+    return f"({', '.join(marks)})" if marks else ""
+
+
+def _marked(revision: str, heads: Sequence[str], labels: Mapping[str, str]) -> str:
+    marks = _markers(revision, heads, labels)
+    return f"{revision} {marks}" if marks else revision
+
+
+def scenarios(found: Sequence[ScenarioInfo]) -> str:
+    """Name, revisions and description of each bundled scenario."""
+    if not found:
+        return "no bundled scenarios"
+    body = table(["name", "before", "after"], [[s.name, s.before, s.after] for s in found])
+    notes = [f"{s.name}: {' '.join(s.description.split())}" for s in found if s.description]
+    return "\n".join([body, "", *notes]) if notes else body
+
+
+# JSON ----------------------------------------------------------------------------------
+
+
+def operation_json(t: TimedResult) -> dict[str, Any]:
+    """One operation's outcome."""
+    return {
+        "table": t.result.table,
+        "operation": t.result.operation,
+        "counts": dict(t.result.counts),
+        "notes": list(t.result.notes),
+        "revision": t.revision,
+        "seconds": t.seconds,
+    }
+
+
+def migration_json(report: MigrationReport) -> dict[str, Any]:
+    """An upgrade or downgrade for a machine."""
+    return {
+        "direction": report.direction,
+        "target": report.target,
+        "server": report.server,
+        "database": report.database,
+        "revision": report.revision,
+        "before": list(report.before),
+        "after": list(report.after),
+        "lost": report.lost,
+        "operations": [operation_json(t) for t in report.operations],
+        "seconds": report.seconds,
+    }
+
+
+def preflight_json(report: PreflightReport) -> dict[str, Any]:
+    """A preflight for a machine."""
+    refused = report.refused
+    return {
+        "ok": report.ok,
+        "direction": report.direction,
+        "target": report.target,
+        "server": report.server,
+        "database": report.database,
+        "revision": report.revision,
+        "before": list(report.before),
+        "reached": list(report.reached),
+        "lost": report.lost,
+        "operations": [operation_json(t) for t in report.operations],
+        "refused": None
+        if refused is None
+        else {
+            "table": refused.table,
+            "column": refused.column,
+            "count": refused.count,
+            "samples": list(refused.samples),
+            "reason": refused.reason,
+            "hint": refused.hint,
+            "message": refused.message,
+        },
+        "failure": report.failure,
+        "seconds": report.seconds,
+        "rolled_back": True,
+    }
+
+
+def seed_json(report: SeedReport) -> dict[str, Any]:
+    """A seed run for a machine."""
+    return {
+        "target": report.target,
+        "server": report.server,
+        "database": report.database,
+        "revision": list(report.revision),
+        "rows": report.rows,
+        "seed": report.seed,
+        "prepared": report.prepared,
+        "tables": {t.table: t.rows for t in report.tables},
+        "total": report.total,
+        "seconds": report.seconds,
+        "rows_per_second": report.rows_per_second,
+        "notes": list(report.notes),
+    }
+
+
+def current_json(report: CurrentReport) -> dict[str, Any]:
+    """Where the database is, for a machine."""
+    return {
+        "target": report.target,
+        "server": report.server,
+        "database": report.database,
+        "current": list(report.current),
+        "heads": list(report.heads),
+        "at_head": set(report.current) == set(report.heads),
+    }
+
+
+def history_json(report: HistoryReport) -> list[dict[str, Any]]:
+    """The revisions, base first, for a machine."""
+    return [
+        {
+            "revision": r.revision,
+            "down_revision": list(r.down_revision),
+            "message": r.message,
+            "head": r.revision in report.heads,
+            "label": report.labels.get(r.revision),
+        }
+        for r in report.revisions
+    ]
+
+
+def scenarios_json(found: Sequence[ScenarioInfo]) -> list[dict[str, str]]:
+    """The bundled scenarios for a machine."""
+    return [
+        {"name": s.name, "before": s.before, "after": s.after, "description": s.description}
+        for s in found
+    ]

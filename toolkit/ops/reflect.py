@@ -1,0 +1,162 @@
+"""Online catalog lookups the operations need (primary keys, columns, foreign keys, stash)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from typing import Any
+
+from toolkit.errors import UsageError
+from toolkit.ops.runtime import Runner
+from toolkit.sql import catalog
+from toolkit.sql.ddl import FK_ACTIONS, ForeignKeySpec
+from toolkit.sql.stash import STASH_TABLE, count_entries, recorded_column
+
+
+@dataclass(frozen=True)
+class ForeignKeyInfo:
+    """A foreign key as the catalog has it."""
+
+    name: str
+    definition: str
+    spec: ForeignKeySpec
+    validated: bool
+    local_columns: int
+
+
+@dataclass(frozen=True)
+class ColumnDef:
+    """A column's definition: live from the catalog, or as the stash recorded it."""
+
+    type_text: str
+    nullable: bool
+    default: str | None = None
+    foreign_keys: tuple[tuple[str, str], ...] = ()  # (name, pg_get_constraintdef text)
+    #: (schema, table, key column) referenced by each single-column foreign key
+    references: tuple[tuple[str | None, str, str], ...] = ()
+
+
+def table_exists(runner: Runner, table: str, schema: str | None) -> bool:
+    """Whether ``table`` exists."""
+    return bool(runner.scalar(catalog.table_exists(table, schema)))
+
+
+def primary_key(runner: Runner, table: str, schema: str | None) -> tuple[str, ...]:
+    """``table``'s primary key columns; ``UsageError`` when it has none or does not exist."""
+    if not table_exists(runner, table, schema):
+        raise UsageError(f"{runner.operation}: table {table!r} does not exist")
+    names = tuple(str(r[0]) for r in runner.rows(catalog.primary_key(table, schema)))
+    if not names:
+        raise UsageError(f"{runner.operation}: table {table!r} has no primary key")
+    return names
+
+
+def single_key(runner: Runner, table: str, schema: str | None) -> str:
+    """``table``'s primary key, which must be one column."""
+    names = primary_key(runner, table, schema)
+    if len(names) != 1:
+        raise UsageError(
+            f"{runner.operation}: {table} has a composite primary key {names}; only"
+            " single-column keys are supported here"
+        )
+    return names[0]
+
+
+def column(runner: Runner, table: str, name: str, schema: str | None) -> ColumnDef | None:
+    """The live definition of ``table.name`` (foreign keys not included), or None."""
+    found = runner.rows(catalog.column(table, name, schema))
+    if not found:
+        return None
+    type_text, nullable, default = found[0]
+    return ColumnDef(str(type_text), bool(nullable), default)
+
+
+def existing_column(runner: Runner, table: str, name: str, schema: str | None) -> ColumnDef:
+    """Like ``column`` but the column must exist."""
+    found = column(runner, table, name, schema)
+    if found is None:
+        raise UsageError(f"{runner.operation}: column {table}.{name} does not exist")
+    return found
+
+
+def foreign_keys(runner: Runner, table: str, name: str, schema: str | None) -> list[ForeignKeyInfo]:
+    """Every foreign key of ``table`` involving column ``name``, by real name."""
+    found = []
+    for row in runner.rows(catalog.foreign_keys_on(table, name, schema)):
+        (
+            conname,
+            definition,
+            ref_schema,
+            ref_table,
+            ref_cols,
+            validated,
+            on_delete,
+            on_update,
+            deferrable,
+            deferred,
+            n_local,
+        ) = row
+        spec = ForeignKeySpec(
+            referent_table=str(ref_table),
+            referent_columns=tuple(ref_cols),
+            referent_schema=str(ref_schema),
+            ondelete=FK_ACTIONS[str(on_delete)],
+            onupdate=FK_ACTIONS[str(on_update)],
+            deferrable=bool(deferrable),
+            initially_deferred=bool(deferred),
+        )
+        found.append(
+            ForeignKeyInfo(str(conname), str(definition), spec, bool(validated), int(n_local))
+        )
+    return found
+
+
+def single_foreign_key(
+    runner: Runner, table: str, name: str, schema: str | None
+) -> ForeignKeySpec | None:
+    """The referent of ``table.name`` if exactly one single-column foreign key has it."""
+    found = [fk for fk in foreign_keys(runner, table, name, schema) if fk.local_columns == 1]
+    return found[0].spec if len(found) == 1 else None
+
+
+def with_referent_key(runner: Runner, spec: ForeignKeySpec) -> ForeignKeySpec:
+    """``spec`` naming its referenced column: online, the referent's primary key when the
+    key was left implicit (offline it stays implicit: ``REFERENCES table`` means its key)."""
+    if spec.referent_columns or runner.offline:
+        return spec
+    key = single_key(runner, spec.referent_table, spec.referent_schema)
+    return replace(spec, referent_columns=(key,))
+
+
+def stash_exists(runner: Runner, schema: str | None) -> bool:
+    """Whether the toolkit's stash table exists."""
+    return table_exists(runner, STASH_TABLE, schema)
+
+
+def stash_count(runner: Runner, kind: str, table: str, column: str, schema: str | None) -> int:
+    """How many stash entries of ``kind`` exist for ``table.column`` (0 without a stash)."""
+    if not stash_exists(runner, schema):
+        return 0
+    return int(runner.scalar(count_entries(kind, table, column, schema=schema)))
+
+
+def recorded(runner: Runner, table: str, name: str, schema: str | None) -> ColumnDef | None:
+    """The definition the stash recorded when ``table.name`` was dropped, if any."""
+    if not stash_exists(runner, schema):
+        return None
+    payload: Any = runner.scalar(recorded_column(table, name, schema=schema))
+    if payload is None:
+        return None
+    if isinstance(payload, str):
+        payload = json.loads(payload)
+    return ColumnDef(
+        type_text=str(payload["type"]),
+        nullable=bool(payload["nullable"]),
+        default=payload.get("default"),
+        foreign_keys=tuple((fk["name"], fk["definition"]) for fk in payload["foreign_keys"]),
+        references=tuple(
+            (fk.get("referent_schema"), fk["referent_table"], fk["referent_columns"][0])
+            for fk in payload["foreign_keys"]
+            if len(fk.get("referent_columns") or ()) == 1
+        ),
+    )

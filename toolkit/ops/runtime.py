@@ -1,0 +1,123 @@
+"""What every operation's implementation does with Alembic's ``operations``.
+
+``Runner`` is the only place SQL is executed: online through the migration's own
+connection (``operations.get_bind()``, so it runs inside the revision's transaction),
+offline through ``operations.execute`` (printed). Checks run as queries online and raise
+``DataRefusedError`` before anything changed; offline they are printed as guards that
+raise in the database when the script runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from alembic.operations import Operations
+from sqlalchemy import Connection, TextClause, text
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.elements import ClauseElement
+
+from toolkit.errors import DataRefusedError, OfflineModeError
+from toolkit.ops.results import OpResult, publish
+from toolkit.sql.checks import CheckSet, count_query, guard_block, samples_query
+from toolkit.sql.idents import Sql, render
+
+
+def _clause(statement: Sql) -> TextClause:
+    # Builders render every literal; a colon is never a bind parameter here.
+    return text(render(statement).replace(":", "\\:"))
+
+
+class Verbatim(Executable, ClauseElement):
+    """SQL text printed exactly as built (offline), whatever paramstyle the script's
+    dialect was configured with: no bind parsing, no ``%`` doubling."""
+
+    inherit_cache = False
+
+    def __init__(self, statement: Sql) -> None:
+        self.text = render(statement)
+
+
+@compiles(Verbatim)
+def _compile_verbatim(element: Verbatim, compiler: Any, **kw: Any) -> str:
+    return element.text
+
+
+class Runner:
+    """Executes one operation's SQL, online or offline."""
+
+    def __init__(self, operations: Operations, operation: str) -> None:
+        self.operations = operations
+        self.operation = operation
+        self.offline = bool(operations.migration_context.as_sql)
+        self._bind: Connection | None = None if self.offline else operations.get_bind()
+
+    @property
+    def bind(self) -> Connection:
+        if self._bind is None:
+            raise OfflineModeError(f"{self.operation}: a database query was needed offline")
+        return self._bind
+
+    def run(self, sql: Sql) -> int:
+        """Execute a statement; returns the rows it changed (0 offline)."""
+        if self.offline:
+            self.operations.execute(Verbatim(sql))
+            return 0
+        result = self.bind.execute(_clause(sql))
+        return max(result.rowcount, 0)
+
+    def run_all(self, statements: Sequence[Sql]) -> None:
+        """Execute statements in order."""
+        for sql in statements:
+            self.run(sql)
+
+    def rows(self, sql: Sql) -> list[tuple[Any, ...]]:
+        """Every row of a query (online only: catalog lookups and counts)."""
+        return [tuple(r) for r in self.bind.execute(_clause(sql))]
+
+    def scalar(self, sql: Sql) -> Any:
+        """The first column of the first row of a query (online only)."""
+        return self.bind.execute(_clause(sql)).scalar()
+
+    def require_online_args(self, what: str, **values: object) -> None:
+        """Offline, every named value must have been given: online they are reflected."""
+        if not self.offline:
+            return
+        missing = [name for name, value in values.items() if value is None]
+        if missing:
+            raise OfflineModeError(
+                f"{self.operation}({what}) needs {', '.join(missing)} in offline (--sql) mode:"
+                " online they are read from the database catalog; pass them as arguments"
+            )
+
+    def check(self, checks: CheckSet) -> None:
+        """Refuse (before any change) if a check finds rows; offline, print the guard."""
+        if not checks.checks:
+            return
+        if self.offline:
+            self.run(guard_block(checks))
+            return
+        counts = self.rows(count_query(checks))[0]
+        for check, count in zip(checks.checks, counts, strict=True):
+            if count:
+                samples = [r[0] for r in self.rows(samples_query(checks, check))]
+                raise DataRefusedError(
+                    check.reason,
+                    table=check.table,
+                    column=check.column,
+                    count=int(count),
+                    samples=samples,
+                    hint=check.hint,
+                )
+
+    def result(self, table: str, counts: Mapping[str, int], notes: Sequence[str] = ()) -> OpResult:
+        """Publish this operation's outcome (no counts offline: nothing is known).
+
+        ``table`` is the table the data comes from, where a declared loss would show.
+        """
+        if self.offline:
+            return publish(OpResult(self.operation, table, {}, offline=True, notes=tuple(notes)))
+        shown = {k: int(v) for k, v in counts.items()}
+        shown.setdefault("lost", 0)
+        return publish(OpResult(self.operation, table, shown, notes=tuple(notes)))

@@ -1,0 +1,227 @@
+"""The round trip of any team's Alembic project, one revision step at a time.
+
+For each revision: a scratch database at the revision's parent(s), synthetic rows in
+every table (``toolkit.seeding``), S0, upgrade one step, downgrade one step, S2 == S0.
+Differences are problems unless the project's settings allow that revision to lose that
+table's (or column's) data, with a reason the report shows.
+
+A "ladder" database follows the history without data; each step clones it (``CREATE
+DATABASE ... TEMPLATE``) when it stands exactly at the step's parents, so a linear history
+of n revisions costs n migrations, not n²; otherwise (branches) the step's database is
+migrated from scratch.
+
+With ``template`` (a database on the same server, e.g. a copy of production), one clone of
+it is used instead, and only the revisions it has not applied yet are checked, in order,
+on its real data (plus synthetic rows when ``rows`` > 0).
+"""
+
+from __future__ import annotations
+
+import time
+
+from toolkit import migrate
+from toolkit.migrate import Project, RevisionInfo
+from toolkit.postgres.url import database_name
+from toolkit.roundtrip.judge import judge
+from toolkit.roundtrip.report import RoundTripReport, StepReport
+from toolkit.roundtrip.scratch import Scratch, ScratchDatabases
+from toolkit.roundtrip.settings import RoundTripSettings, load_settings
+from toolkit.roundtrip.steps import (
+    capture_state,
+    compare_states,
+    run_migration,
+    server_label,
+)
+from toolkit.seeding import seed_database
+
+STEP_PREFIX = "lossless_roundtrip"
+
+
+def run_project_roundtrip(
+    project: Project,
+    server_url: str,
+    *,
+    rows: int = 20,
+    seed: int = 0,
+    settings: RoundTripSettings | None = None,
+    template: str | None = None,
+    keep: bool = False,
+) -> RoundTripReport:
+    """Upgrade and downgrade every revision of ``project`` on seeded data; report losses.
+
+    Works in scratch databases on the server ``server_url`` points at (never in the
+    database it names), dropped afterwards unless ``keep``. ``settings`` default to
+    ``load_settings(project)``. With ``template``, checks the revisions a clone of that
+    database has not applied yet, on its data.
+    """
+    started = time.perf_counter()
+    settings = settings if settings is not None else load_settings(project)
+    with ScratchDatabases(server_url, keep=keep) as databases:
+        run = _ProjectRun(project, databases, settings, rows=rows, seed=seed)
+        steps = run.on_clone(template) if template is not None else run.on_ladder()
+    notes = [f"settings from {', '.join(settings.sources)}"] if settings.sources else []
+    notes += run.notes
+    notes += [f"kept scratch database {name}" for name in databases.kept]
+    return RoundTripReport(
+        subject=_subject(project),
+        kind="project",
+        server=run.server or server_url,
+        rows=rows,
+        seed=seed,
+        steps=tuple(steps),
+        seconds=time.perf_counter() - started,
+        notes=tuple(notes),
+    )
+
+
+class _ProjectRun:
+    def __init__(
+        self,
+        project: Project,
+        databases: ScratchDatabases,
+        settings: RoundTripSettings,
+        *,
+        rows: int,
+        seed: int,
+    ) -> None:
+        self.project = project
+        self.databases = databases
+        self.settings = settings
+        self.rows = rows
+        self.seed = seed
+        self.server = ""
+        self.notes: list[str] = []
+
+    def on_ladder(self) -> list[StepReport]:
+        """Every revision, each in its own scratch database at the revision's parents."""
+        steps: list[StepReport] = []
+        ladder = self.databases.create("lossless_ladder")
+        try:
+            heads: tuple[str, ...] = ()
+            blocked: str | None = None
+            for info in migrate.history(self.project):
+                if blocked is not None:
+                    steps.append(_skipped(info, f"its ancestor {blocked} could not be upgraded"))
+                    continue
+                if info.revision in self.settings.exclude_revisions:
+                    steps.append(_skipped(info, "excluded by configuration"))
+                else:
+                    at_parents = set(heads) == set(info.down_revision)
+                    steps.append(self._fresh_step(info, ladder if at_parents else None))
+                if run_migration("upgrade", self.project, ladder, info.revision).error:
+                    blocked = info.revision
+                heads = migrate.current(self.project, ladder)
+        finally:
+            self.databases.release(ladder)
+        return steps
+
+    def on_clone(self, template: str) -> list[StepReport]:
+        """The revisions a clone of ``template`` has not applied, in order, on its data."""
+        steps: list[StepReport] = []
+        with self.databases.connected(STEP_PREFIX, template=template) as db:
+            self._note_db(db)
+            applied = _applied(self.project, migrate.current(self.project, db.url))
+            pending = [i for i in migrate.history(self.project) if i.revision not in applied]
+            if not pending:
+                self.notes.append(f"database {template!r} has applied every revision")
+                return steps
+            seeding = self._seed(db)
+            blocked: str | None = None
+            for info in pending:
+                if blocked is not None:
+                    steps.append(_skipped(info, f"its ancestor {blocked} could not be upgraded"))
+                    continue
+                if info.revision in self.settings.exclude_revisions:
+                    steps.append(_skipped(info, "excluded by configuration"))
+                else:
+                    steps.append(self._check(db, info, time.perf_counter(), seeding))
+                    seeding = []
+                if run_migration("upgrade", self.project, db.url, info.revision).error:
+                    blocked = info.revision
+        return steps
+
+    def _fresh_step(self, info: RevisionInfo, ladder: str | None) -> StepReport:
+        started = time.perf_counter()
+        template = database_name(ladder) if ladder is not None else None
+        with self.databases.connected(STEP_PREFIX, template=template) as db:
+            self._note_db(db)
+            if template is None:
+                for parent in info.down_revision:
+                    reached = run_migration("upgrade", self.project, db.url, parent)
+                    if reached.error is not None:
+                        error = f"upgrade to parent {parent}: {reached.error}"
+                        return _error(info, started, error)
+            return self._check(db, info, started, self._seed(db))
+
+    def _seed(self, db: Scratch) -> list[str]:
+        if self.rows <= 0:
+            return ["no synthetic rows (rows=0)"]
+        seeded = seed_database(db.conn, rows=self.rows, seed=self.seed)
+        if not seeded.tables:
+            return ["no table to seed"]
+        return [f"seeded {seeded.summary()}", *seeded.notes]
+
+    def _check(
+        self, db: Scratch, info: RevisionInfo, started: float, notes: list[str]
+    ) -> StepReport:
+        """S0, upgrade one step, downgrade one step, S2, compare, judge."""
+        s0 = capture_state(db.conn, "s0")
+        up = run_migration("upgrade", self.project, db.url, info.revision)
+        if up.error is not None:
+            return _error(info, started, f"upgrade: {up.error}", notes)
+        down_to = info.down_revision[0] if info.down_revision else "base"
+        down = run_migration("downgrade", self.project, db.url, down_to)
+        if down.error is not None:
+            return _error(info, started, f"downgrade: {down.error}", notes)
+        s2 = capture_state(db.conn, "s2", keep_rows=False)
+        comparison = compare_states(db.conn, s0, s2)
+        losses, problems = judge(comparison, self.settings.allowances(info.revision))
+        return StepReport(
+            name=info.revision,
+            revision=_span(info),
+            seconds=time.perf_counter() - started,
+            ops=up.ops + down.ops,
+            compared="after upgrade + downgrade with before",
+            diff=comparison.diff,
+            rows=comparison.rows,
+            losses=tuple(losses),
+            problems=tuple(problems),
+            notes=tuple(notes),
+        )
+
+    def _note_db(self, db: Scratch) -> None:
+        self.server = self.server or server_label(self.databases.server_url, db.conn)
+
+
+def _applied(project: Project, heads: tuple[str, ...]) -> set[str]:
+    if not heads:
+        return set()
+    script = project.script()
+    return {r.revision for r in script.iterate_revisions(heads, "base")}
+
+
+def _subject(project: Project) -> str:
+    if project.ini_path is None:
+        return project.label
+    return f"{project.ini_path.parent.name}/{project.ini_path.name}"
+
+
+def _span(info: RevisionInfo) -> str:
+    parents = ", ".join(info.down_revision) or "base"
+    return f"{parents} -> {info.revision}"
+
+
+def _skipped(info: RevisionInfo, reason: str) -> StepReport:
+    return StepReport(name=info.revision, revision=_span(info), skipped=reason)
+
+
+def _error(
+    info: RevisionInfo, started: float, error: str, notes: list[str] | None = None
+) -> StepReport:
+    return StepReport(
+        name=info.revision,
+        revision=_span(info),
+        seconds=time.perf_counter() - started,
+        error=error,
+        notes=tuple(notes or ()),
+    )

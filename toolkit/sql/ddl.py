@@ -1,0 +1,175 @@
+"""DDL statements shared by the operations (columns, constraints, indexes, locks)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from psycopg import sql
+
+from toolkit.errors import UsageError
+from toolkit.sql.checks import do_block
+from toolkit.sql.idents import Sql, ident, idents, literal, qualified, type_clause
+
+#: ``pg_constraint.confdeltype`` / ``confupdtype`` codes and their SQL.
+FK_ACTIONS = {"a": None, "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
+_ACTION_WORDS = ("NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT")
+
+
+@dataclass(frozen=True)
+class ForeignKeySpec:
+    """A foreign key to create: referenced table, columns (empty: its primary key), actions."""
+
+    referent_table: str
+    referent_columns: tuple[str, ...] = ()
+    referent_schema: str | None = None
+    ondelete: str | None = None
+    onupdate: str | None = None
+    deferrable: bool = False
+    initially_deferred: bool = False
+
+    def overriding(self, *, ondelete: str | None) -> ForeignKeySpec:
+        """The same key with another ``ON DELETE`` action, if one is given."""
+        return self if ondelete is None else replace(self, ondelete=ondelete)
+
+    def clause(self, columns: Sequence[str]) -> Sql:
+        """``FOREIGN KEY (...) REFERENCES ...`` for the local ``columns``."""
+        target = qualified(self.referent_table, self.referent_schema)
+        if self.referent_columns:
+            target = sql.SQL("{}({})").format(target, idents(self.referent_columns))
+        parts: list[Sql] = [
+            sql.SQL("FOREIGN KEY ({}) REFERENCES {}").format(idents(columns), target)
+        ]
+        if self.ondelete:
+            parts.append(sql.SQL(" ON DELETE {}").format(fk_action(self.ondelete)))
+        if self.onupdate:
+            parts.append(sql.SQL(" ON UPDATE {}").format(fk_action(self.onupdate)))
+        if self.deferrable:
+            parts.append(sql.SQL(" DEFERRABLE"))
+            if self.initially_deferred:
+                parts.append(sql.SQL(" INITIALLY DEFERRED"))
+        return sql.Composed(parts)
+
+
+def fk_action(action: str) -> sql.SQL:
+    """A referential action, checked against the ones PostgreSQL knows."""
+    word = " ".join(action.upper().split())
+    for known in _ACTION_WORDS:
+        if word == known:
+            return sql.SQL(known)
+    raise UsageError(f"unknown foreign key action {action!r}")
+
+
+def _alter(table: str, schema: str | None) -> Sql:
+    return sql.SQL("ALTER TABLE {}").format(qualified(table, schema))
+
+
+def lock_tables(tables: Sequence[str], schema: str | None = None) -> Sql:
+    """Block concurrent writes (reads go on) so that checks stay true until the change."""
+    names = sql.SQL(", ").join(qualified(t, schema) for t in tables)
+    return sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(names)
+
+
+def add_column(table: str, column: str, type_text: str, *, schema: str | None = None) -> Sql:
+    """Add a nullable column without default (instant, no table rewrite)."""
+    return sql.SQL("{} ADD COLUMN {} {}").format(
+        _alter(table, schema), ident(column), type_clause(type_text)
+    )
+
+
+def drop_column(table: str, column: str, *, schema: str | None = None) -> Sql:
+    """Drop a column (indexes and constraints on it go with it)."""
+    return sql.SQL("{} DROP COLUMN {}").format(_alter(table, schema), ident(column))
+
+
+def drop_constraint(table: str, name: str, *, schema: str | None = None) -> Sql:
+    """Drop a constraint by its real name."""
+    return sql.SQL("{} DROP CONSTRAINT {}").format(_alter(table, schema), ident(name))
+
+
+def set_not_null(table: str, column: str, *, schema: str | None = None) -> Sql:
+    """Mark a column NOT NULL (one validating scan)."""
+    return sql.SQL("{} ALTER COLUMN {} SET NOT NULL").format(_alter(table, schema), ident(column))
+
+
+def set_default(table: str, column: str, expression: str, *, schema: str | None = None) -> Sql:
+    """Give a column a default; ``expression`` is ``pg_get_expr`` text from the catalog."""
+    return sql.SQL("{} ALTER COLUMN {} SET DEFAULT {}").format(
+        _alter(table, schema), ident(column), sql.SQL(expression)
+    )
+
+
+def add_foreign_key(
+    table: str, columns: Sequence[str], name: str, spec: ForeignKeySpec, *, schema: str | None
+) -> Sql:
+    """Add a named foreign key (validated in one set-based pass)."""
+    return sql.SQL("{} ADD CONSTRAINT {} {}").format(
+        _alter(table, schema), ident(name), spec.clause(columns)
+    )
+
+
+def add_constraint_definition(
+    table: str, name: str, definition: str, *, schema: str | None = None
+) -> Sql:
+    """Re-add a constraint from its ``pg_get_constraintdef`` text (quoted by PostgreSQL)."""
+    return sql.SQL("{} ADD CONSTRAINT {} {}").format(
+        _alter(table, schema), ident(name), sql.SQL(definition)
+    )
+
+
+def add_primary_key(table: str, columns: Sequence[str], name: str, *, schema: str | None) -> Sql:
+    """Add a named primary key (builds its index in one sort)."""
+    return sql.SQL("{} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
+        _alter(table, schema), ident(name), idents(columns)
+    )
+
+
+def add_unique(table: str, columns: Sequence[str], name: str, *, schema: str | None) -> Sql:
+    """Add a named unique constraint."""
+    return sql.SQL("{} ADD CONSTRAINT {} UNIQUE ({})").format(
+        _alter(table, schema), ident(name), idents(columns)
+    )
+
+
+def create_index(table: str, columns: Sequence[str], name: str, *, schema: str | None) -> Sql:
+    """A plain b-tree index."""
+    return sql.SQL("CREATE INDEX {} ON {} ({})").format(
+        ident(name), qualified(table, schema), idents(columns)
+    )
+
+
+def drop_table(table: str, *, schema: str | None = None) -> Sql:
+    """Drop a table."""
+    return sql.SQL("DROP TABLE {}").format(qualified(table, schema))
+
+
+def count_rows(table: str, where: Sql | None = None, *, schema: str | None = None) -> Sql:
+    """``SELECT count(*)`` of a table, optionally filtered (rows aliased ``t``)."""
+    query = sql.SQL("SELECT count(*) FROM {} AS t").format(qualified(table, schema))
+    if where is None:
+        return query
+    return sql.SQL("{} WHERE {}").format(query, where)
+
+
+def fill_nulls(
+    table: str, column: str, value: str, type_text: str, *, schema: str | None = None
+) -> Sql:
+    """Give every row whose ``column`` is NULL the value ``value`` (cast to the type)."""
+    return sql.SQL("UPDATE {} SET {c} = {}::{} WHERE {c} IS NULL").format(
+        qualified(table, schema), literal(value), type_clause(type_text), c=ident(column)
+    )
+
+
+def set_not_null_if_complete(table: str, column: str, *, schema: str | None = None) -> Sql:
+    """NOT NULL only if no row is NULL, else a notice (offline ``keep_null`` policy)."""
+    return do_block(
+        sql.SQL(
+            "BEGIN\n  IF NOT EXISTS (SELECT FROM {t} WHERE {c} IS NULL) THEN\n    {set};\n"
+            "  ELSE\n    RAISE NOTICE USING MESSAGE = {message};\n  END IF;\nEND"
+        ).format(
+            t=qualified(table, schema),
+            c=ident(column),
+            set=set_not_null(table, column, schema=schema),
+            message=literal(f"lossless: {table}.{column} left nullable: rows have no value"),
+        )
+    )

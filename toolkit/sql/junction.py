@@ -1,0 +1,244 @@
+"""Junction tables: build one from an FK column (bulk load, then constraints) and back.
+
+``JunctionShape`` is everything about a junction both directions need; the builders
+return SQL for each step so that the operations, the offline output and the benchmark's
+idea of "the same job" stay the same text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from toolkit.sql.ddl import (
+    ForeignKeySpec,
+    add_foreign_key,
+    add_primary_key,
+    add_unique,
+    create_index,
+)
+from toolkit.sql.idents import Sql, column_of, ident, literal, qualified
+from toolkit.sql.stash import row_key_json, stash_ref
+
+ID_COLUMN = "id"
+CREATED_AT_COLUMN = "created_at"
+
+
+@dataclass(frozen=True)
+class JunctionShape:
+    """A junction ``name(id, owner_column, referent_column, created_at)``.
+
+    ``owner_table.owner_key`` is what ``owner_column`` references, ``column`` the FK column
+    of ``owner_table`` the junction replaces.
+    """
+
+    name: str
+    owner_table: str
+    column: str
+    owner_column: str
+    referent_column: str
+    owner_key: str
+    unique_name: str | None = None
+    ondelete: str | None = "CASCADE"
+    index: bool = True
+    schema: str | None = None
+
+    @property
+    def ref(self) -> Sql:
+        return qualified(self.name, self.schema)
+
+    @property
+    def owner_ref(self) -> Sql:
+        return qualified(self.owner_table, self.schema)
+
+    @property
+    def unique_constraint(self) -> str:
+        return self.unique_name or f"uq_{self.name}_{self.owner_column}_{self.referent_column}"
+
+    def index_name(self, column: str) -> str:
+        return f"ix_{self.name}_{column}"
+
+    def fk_name(self, column: str) -> str:
+        return f"{self.name}_{column}_fkey"
+
+    # -- promote ---------------------------------------------------------------------------
+
+    def create_bare(self) -> Sql:
+        """The junction without any constraint, its column types taken from the source columns.
+
+        ``CREATE TABLE ... AS ... WITH NO DATA`` copies the owner key's and the FK column's
+        exact types (typmods, collations, domains) with no reflection, online or offline.
+        """
+        return sql.SQL(
+            "CREATE TABLE {ref} AS SELECT gen_random_uuid() AS {id}, t.{key} AS {owner},"
+            " t.{col} AS {referent}, now()::timestamp AS {created} FROM {owner_ref} AS t"
+            " WITH NO DATA"
+        ).format(
+            ref=self.ref,
+            id=ident(ID_COLUMN),
+            key=ident(self.owner_key),
+            owner=ident(self.owner_column),
+            col=ident(self.column),
+            referent=ident(self.referent_column),
+            created=ident(CREATED_AT_COLUMN),
+            owner_ref=self.owner_ref,
+        )
+
+    def shape_columns(self) -> Sql:
+        """Defaults and NOT NULL, set while the table is still empty (instant)."""
+        cols = [ID_COLUMN, self.owner_column, self.referent_column, CREATED_AT_COLUMN]
+        parts = [sql.SQL("ALTER COLUMN {} SET DEFAULT gen_random_uuid()").format(ident(ID_COLUMN))]
+        parts += [sql.SQL("ALTER COLUMN {} SET NOT NULL").format(ident(c)) for c in cols]
+        parts.append(sql.SQL("ALTER COLUMN {} SET DEFAULT now()").format(ident(CREATED_AT_COLUMN)))
+        return sql.SQL("ALTER TABLE {} {}").format(self.ref, sql.SQL(", ").join(parts))
+
+    def load_from_column(self, *, skip_kept: bool) -> Sql:
+        """Copy every non-NULL ``(owner key, column)`` pair into the bare junction.
+
+        ``skip_kept``: leave out owners whose links a collapse kept (loaded verbatim instead).
+        """
+        skip: Sql = sql.SQL("")
+        if skip_kept:
+            skip = sql.SQL(" AND NOT EXISTS (SELECT FROM {} AS s WHERE {})").format(
+                stash_ref(self.schema), self._kept("t")
+            )
+        return sql.SQL(
+            "INSERT INTO {ref} ({owner}, {referent}) SELECT t.{key}, t.{col}"
+            " FROM {owner_ref} AS t WHERE t.{col} IS NOT NULL{skip}"
+        ).format(
+            ref=self.ref,
+            owner=ident(self.owner_column),
+            referent=ident(self.referent_column),
+            key=ident(self.owner_key),
+            col=ident(self.column),
+            owner_ref=self.owner_ref,
+            skip=skip,
+        )
+
+    def _kept(self, alias: str) -> Sql:
+        """Stash entries ``s`` holding kept links of owner ``alias`` that are still current:
+        the owner's column still holds the link the collapse put there."""
+        return sql.SQL(
+            "s.kind = 'link' AND s.table_name = {table} AND s.column_name = {column}"
+            " AND s.row_key = {row_key} AND s.payload -> 'first' = to_jsonb({value})"
+        ).format(
+            table=literal(self.owner_table),
+            column=literal(self.column),
+            row_key=row_key_json(alias, (self.owner_key,)),
+            value=column_of(alias, self.column),
+        )
+
+    def load_kept_links(self, referent: ForeignKeySpec, referent_key: str) -> Sql:
+        """Re-insert, verbatim, the links a collapse kept for owners still pointing at the
+        same first link; links whose referent has since been deleted go, as a cascade would."""
+        return sql.SQL(
+            "INSERT INTO {ref} SELECT r.* FROM {stash} AS s JOIN {owner_ref} AS t ON {kept}"
+            " CROSS JOIN LATERAL jsonb_populate_record(NULL::{ref}, s.payload -> 'row') AS r"
+            " WHERE EXISTS (SELECT FROM {referent} AS x WHERE x.{rkey} = r.{rcol})"
+        ).format(
+            ref=self.ref,
+            stash=stash_ref(self.schema),
+            owner_ref=self.owner_ref,
+            kept=self._kept("t"),
+            referent=qualified(referent.referent_table, referent.referent_schema),
+            rkey=ident(referent_key),
+            rcol=ident(self.referent_column),
+        )
+
+    def constrain(self, owner: ForeignKeySpec, referent: ForeignKeySpec) -> list[Sql]:
+        """Primary key, unique pair, indexes, then the two foreign keys (after the load)."""
+        pair = [self.owner_column, self.referent_column]
+        steps = [
+            add_primary_key(self.name, [ID_COLUMN], f"{self.name}_pkey", schema=self.schema),
+            add_unique(self.name, pair, self.unique_constraint, schema=self.schema),
+        ]
+        if self.index:
+            steps += [
+                create_index(self.name, [c], self.index_name(c), schema=self.schema) for c in pair
+            ]
+        steps += [
+            add_foreign_key(self.name, [c], self.fk_name(c), spec, schema=self.schema)
+            for c, spec in ((self.owner_column, owner), (self.referent_column, referent))
+        ]
+        return steps
+
+    # -- collapse --------------------------------------------------------------------------
+
+    def keep_links(self, order_by: tuple[str, ...]) -> Sql:
+        """Stash every link of owners that have more than one, with the first one marked.
+
+        The first link comes back verbatim too: re-created fresh, its ``created_at`` would
+        sort it after the others and the next collapse would pick another one.
+        """
+        owner = sql.SQL("j.{}").format(ident(self.owner_column))
+        ranked = sql.SQL(
+            "SELECT j.*, count(*) OVER (PARTITION BY {owner}) AS lossless_n,"
+            " first_value(j.{referent}) OVER (PARTITION BY {owner} ORDER BY {order})"
+            " AS lossless_first FROM {ref} AS j"
+        ).format(
+            owner=owner,
+            referent=ident(self.referent_column),
+            order=order_sql("j", order_by, self.referent_column),
+            ref=self.ref,
+        )
+        return sql.SQL(
+            "INSERT INTO {stash} (kind, table_name, column_name, row_key, payload)"
+            " SELECT 'link', {table}, {column}, jsonb_build_array(k.{owner}),"
+            " jsonb_build_object('row', to_jsonb(k) - 'lossless_n' - 'lossless_first',"
+            " 'first', to_jsonb(k.lossless_first)) FROM ({ranked}) AS k WHERE k.lossless_n > 1"
+        ).format(
+            stash=stash_ref(self.schema),
+            table=literal(self.owner_table),
+            column=literal(self.column),
+            owner=ident(self.owner_column),
+            ranked=ranked,
+        )
+
+    def set_first_links(self, order_by: tuple[str, ...]) -> Sql:
+        """Set the owner's column to its first link in ``order_by`` order (deterministic)."""
+        firsts = first_per_group(self.ref, self.owner_column, self.referent_column, order_by)
+        return sql.SQL("UPDATE {} AS t SET {} = f.v FROM ({}) AS f WHERE t.{} = f.g").format(
+            self.owner_ref, ident(self.column), firsts, ident(self.owner_key)
+        )
+
+    def count_links(self) -> Sql:
+        """How many links the junction holds."""
+        return sql.SQL("SELECT count(*) FROM {}").format(self.ref)
+
+    def owners_without_link(self) -> Sql:
+        """Condition on owner rows ``t``: no link at all."""
+        return sql.SQL("NOT EXISTS (SELECT FROM {} AS j WHERE j.{} = t.{})").format(
+            self.ref, ident(self.owner_column), ident(self.owner_key)
+        )
+
+
+def order_sql(alias: str, order_by: tuple[str, ...], tie_breaker: str | None = None) -> Sql:
+    """An ORDER BY list; ``-name`` sorts descending; ``tie_breaker`` makes it total."""
+    terms = []
+    for name in order_by:
+        desc = name.startswith("-")
+        col = column_of(alias, name[1:] if desc else name)
+        terms.append(sql.SQL("{} DESC").format(col) if desc else col)
+    if tie_breaker and tie_breaker not in order_by:
+        terms.append(column_of(alias, tie_breaker))
+    return sql.SQL(", ").join(terms)
+
+
+def first_per_group(
+    source: Sql, group_column: str, value_column: str, order_by: tuple[str, ...]
+) -> Sql:
+    """``(g, v)``: per group, the value of the first row in ``order_by`` order.
+
+    ``DISTINCT ON`` with an explicit order (the value itself breaks remaining ties), never
+    whatever row an ``UPDATE ... FROM`` join would happen to pick.
+    """
+    g = column_of("x", group_column)
+    return sql.SQL(
+        "SELECT DISTINCT ON ({g}) {g} AS g, {v} AS v FROM {source} AS x ORDER BY {g}, {order}"
+    ).format(
+        g=g,
+        v=column_of("x", value_column),
+        source=source,
+        order=order_sql("x", order_by, value_column),
+    )

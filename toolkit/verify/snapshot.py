@@ -1,0 +1,79 @@
+"""Take a snapshot: structure from the catalogs, data as one aggregate query per table.
+
+The data of a table is summarised as ``count(*)`` and the sum (as ``numeric``: no overflow)
+of a 64-bit hash of each row's canonical text form. A sum is order-independent, so the
+physical order of rows does not matter; no row leaves the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from psycopg import sql
+from sqlalchemy import Connection, text
+
+from toolkit.verify.catalog import TableStructure, read_structure
+from toolkit.verify.compose import execute, row_hash, table_ref
+from toolkit.verify.model import Snapshot, TableSnapshot
+from toolkit.verify.session import canonical_settings
+
+DEFAULT_EXCLUDED_TABLES = ("alembic_version",)
+
+
+def take_snapshot(
+    conn: Connection,
+    *,
+    schema: str = "public",
+    exclude_tables: Sequence[str] = DEFAULT_EXCLUDED_TABLES,
+    exclude_columns: Mapping[str, Sequence[str]] | None = None,
+) -> Snapshot:
+    """Snapshot ``schema``: every table's structure, row count and row-hash sum.
+
+    ``exclude_columns`` (table -> columns) leaves volatile columns out of the data
+    fingerprint (they stay in the structure); names that match no column are ignored, so one
+    mapping can serve snapshots taken before and after a change. Tables in
+    ``exclude_tables`` are skipped.
+    """
+    excluded = {t: tuple(sorted(set(c))) for t, c in (exclude_columns or {}).items()}
+    with canonical_settings(conn):
+        structure = read_structure(conn, schema)
+        tables = tuple(
+            _table_snapshot(conn, schema, table, excluded.get(table.name, ()))
+            for table in structure.tables
+            if table.name not in exclude_tables
+        )
+        version = conn.execute(text("SHOW server_version")).scalar_one()
+    return Snapshot(
+        schema=schema,
+        tables=tables,
+        sequences=structure.sequences,
+        enums=structure.enums,
+        views=structure.views,
+        server_version=str(version).split()[0],
+    )
+
+
+def fingerprinted_columns(table: TableStructure, excluded: Iterable[str]) -> list[str]:
+    """The columns that enter a row's fingerprint: all but the excluded, sorted by name."""
+    skip = set(excluded)
+    return sorted(c.name for c in table.columns if c.name not in skip)
+
+
+def _table_snapshot(
+    conn: Connection, schema: str, table: TableStructure, excluded: tuple[str, ...]
+) -> TableSnapshot:
+    query = sql.SQL("SELECT count(*), coalesce(sum({}), 0) FROM {} AS t").format(
+        row_hash(fingerprinted_columns(table, excluded), alias="t"),
+        table_ref(schema, table.name),
+    )
+    rows, total = execute(conn, query).one()
+    return TableSnapshot(
+        name=table.name,
+        columns=table.columns,
+        constraints=table.constraints,
+        indexes=table.indexes,
+        triggers=table.triggers,
+        rows=int(rows),
+        fingerprint=int(total),
+        excluded_columns=tuple(c for c in excluded if c in {col.name for col in table.columns}),
+    )
