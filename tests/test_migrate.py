@@ -62,7 +62,9 @@ def project(tmp_path: Path) -> Project:
     return Project(label="tiny", script_location=tmp_path)
 
 
-def test_upgrade_downgrade_current(project: Project, lossless_database: str, lossless_engine: Engine) -> None:
+def test_upgrade_downgrade_current(
+    project: Project, lossless_database: str, lossless_engine: Engine
+) -> None:
     assert migrate.current(project, lossless_database) == ()
     migrate.upgrade(project, lossless_database, "heads")
     assert migrate.current(project, lossless_database) == ("b2",)

@@ -92,9 +92,8 @@ def test_embedded_stop_is_idempotent() -> None:
 def test_bad_url_error_masks_password() -> None:
     port = _closed_port()
     url = f"postgresql://admin:s3cr3t-Pa55@127.0.0.1:{port}/prod"
-    with pytest.raises(ProvisioningError) as info:
-        with provision(url, env=False):
-            pass  # pragma: no cover - never reached
+    with pytest.raises(ProvisioningError) as info, provision(url, env=False):
+        pass  # pragma: no cover - never reached
     message = str(info.value)
     assert "s3cr3t-Pa55" not in message
     assert "admin:***@127.0.0.1" in message
@@ -106,17 +105,16 @@ def test_wrong_password_message_is_masked(lossless_server: Server) -> None:
     url = with_database(lossless_server.url, "no_such_db_here").replace(
         "postgres@", "postgres:hunter2@", 1
     )
-    with pytest.raises(ProvisioningError) as info:
-        with provision(url, env=False):
-            pass  # pragma: no cover
+    with pytest.raises(ProvisioningError) as info, provision(url, env=False):
+        pass  # pragma: no cover
     assert "hunter2" not in str(info.value)
     assert "no_such_db_here" in str(info.value)
 
 
 def test_not_a_postgres_url_is_a_usage_error() -> None:
-    with pytest.raises(UsageError, match="not a PostgreSQL URL: mysql://u:\\*\\*\\*@h/db"):
-        with provision("mysql://u:pw@h/db", env=False):
-            pass  # pragma: no cover
+    expected = "not a PostgreSQL URL: mysql://u:\\*\\*\\*@h/db"
+    with pytest.raises(UsageError, match=expected), provision("mysql://u:pw@h/db", env=False):
+        pass  # pragma: no cover
 
 
 @pytest.mark.parametrize(
@@ -163,13 +161,16 @@ def test_database_from_template_copies_content(lossless_server: Server) -> None:
 
 
 def test_refuses_to_drop_the_database_the_url_names(lossless_server: Server) -> None:
-    with scratch_database(lossless_server.url) as url:
-        with pytest.raises(UsageError, match="refusing to drop"):
-            drop_database(url, url.rsplit("/", 1)[1])
+    with (
+        scratch_database(lossless_server.url) as url,
+        pytest.raises(UsageError, match="refusing to drop"),
+    ):
+        drop_database(url, url.rsplit("/", 1)[1])
 
 
 @pytest.mark.parametrize(
-    ("spec", "image"), [("docker", "postgres:16"), ("docker:15", "postgres:15"), ("docker:17.2", "postgres:17.2")]
+    ("spec", "image"),
+    [("docker", "postgres:16"), ("docker:15", "postgres:15"), ("docker:17.2", "postgres:17.2")],
 )
 def test_docker_spec(spec: str, image: str) -> None:
     assert parse_docker_spec(spec) == image

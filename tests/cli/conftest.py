@@ -1,6 +1,8 @@
 """Fixtures of the CLI tests: a team's Alembic project on disk and a way to run ``lossless``.
 
-Every test runs the CLI as a subprocess, as a DBA would, against the test's own database.
+Every test runs the CLI in a process of its own, as a DBA would, against the test's own
+database: forked from the launcher (``tests.cli.launcher``: the imports are paid once), or a
+fresh interpreter for the runs started in the background and the installed console script.
 """
 
 from __future__ import annotations
@@ -8,16 +10,26 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, inspect, text
+from sqlalchemy.pool import NullPool
 
+from tests.cli.launcher import Launcher
 from tests.cli.project import write_project
 from toolkit import migrate
+from toolkit.catalog import get_scenario
 from toolkit.migrate import Project
+from toolkit.postgres import Server, scratch_database, sqlalchemy_url
+from toolkit.postgres.url import database_name
+
+#: The bundled scenario the CLI tests run, and how many targets its seeded copies hold.
+SCENARIO = "migration-014"
+SEEDED_TARGETS = 20
 
 
 @dataclass(frozen=True)
@@ -64,15 +76,36 @@ def start_lossless(*args: str) -> subprocess.Popen[str]:
     )
 
 
+_launcher: list[Launcher] = []
+RUN_TIMEOUT_S = 300
+
+
 def run_lossless(
     *args: str, env: Mapping[str, str] | None = None, command: tuple[str, ...] | None = None
 ) -> Outcome:
-    """Run ``python -m toolkit.cli ARGS`` (or ``command ARGS``) and collect its output."""
-    argv = [*command, *args] if command else lossless_argv(*args)
-    done = subprocess.run(
-        argv, capture_output=True, text=True, env=clean_environment(env), timeout=300, check=False
-    )
-    return Outcome(done.returncode, done.stdout, done.stderr)
+    """Run ``lossless ARGS`` in a child process (or ``command ARGS``) and collect its output."""
+    if command:
+        done = subprocess.run(
+            [*command, *args],
+            capture_output=True,
+            text=True,
+            env=clean_environment(env),
+            timeout=RUN_TIMEOUT_S,
+            check=False,
+        )
+        return Outcome(done.returncode, done.stdout, done.stderr)
+    if not _launcher:
+        _launcher.append(Launcher(clean_environment()))
+    code, out, err = _launcher[0].run(args, env=clean_environment(env), timeout=RUN_TIMEOUT_S)
+    return Outcome(code, out, err)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_the_launcher() -> Iterator[None]:
+    """Stop the launcher (started by the first run) at the end of the session."""
+    yield
+    while _launcher:
+        _launcher.pop().close()
 
 
 def revision_of(conn: Connection) -> list[str]:
@@ -107,6 +140,36 @@ def lossless(project: Path, lossless_database: str) -> Lossless:
         return run_lossless("-c", str(project), "--url", lossless_database, *args, env=env)
 
     return run
+
+
+@contextmanager
+def engine_on(url: str) -> Iterator[Engine]:
+    """A SQLAlchemy engine (no pooling: nothing stays connected) on ``url``, disposed after."""
+    engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def seeded_template(lossless_server: Server) -> Iterator[str]:
+    """A database at the scenario's ``before`` revision, seeded once: tests get copies."""
+    scenario = get_scenario(SCENARIO)
+    with scratch_database(lossless_server.url, prefix="lossless_test_template") as url:
+        migrate.upgrade(Project.for_scenario(scenario), url, scenario.before)
+        with engine_on(url) as engine, engine.begin() as conn:
+            scenario.seed(conn, SEEDED_TARGETS, 0)
+        yield database_name(url)
+
+
+@pytest.fixture
+def seeded_database(lossless_server: Server, seeded_template: str) -> Iterator[str]:
+    """The URL of a fresh copy of ``seeded_template`` (CREATE DATABASE ... TEMPLATE)."""
+    with scratch_database(
+        lossless_server.url, prefix="lossless_test", template=seeded_template
+    ) as url:
+        yield url
 
 
 @pytest.fixture

@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, func, inspect, select, table, text
+from sqlalchemy import Connection, func, inspect, select, table, text
 
-from tests.cli.conftest import Lossless, MigrateTo, assert_one_error, run_lossless
+from tests.cli.conftest import (
+    SCENARIO,
+    Lossless,
+    MigrateTo,
+    assert_one_error,
+    engine_on,
+    run_lossless,
+)
 from tests.cli.project import LOSSY_REVISIONS, write_project
 from toolkit.catalog import get_scenario
-
-SCENARIO = "migration-014"
 
 
 def _counts(conn: Connection) -> dict[str, int]:
@@ -131,24 +136,20 @@ def test_roundtrip_works_on_a_scratch_copy(lossless_database: str, conn: Connect
     assert inspect(conn).get_table_names() == []
 
 
-def test_roundtrip_on_a_clone_of_the_named_database(
-    lossless_database: str, lossless_engine: Engine
-) -> None:
-    seeded = run_lossless("-s", SCENARIO, "--url", lossless_database, "seed", "--rows", "20")
-    assert seeded.code == 0, seeded
-    with lossless_engine.connect() as conn:
+def test_roundtrip_on_a_clone_of_the_named_database(seeded_database: str) -> None:
+    with engine_on(seeded_database) as engine, engine.connect() as conn:
         before = _counts(conn)
     # No session may stay on a template database: the check above is closed again.
 
     outcome = run_lossless(
-        "-s", SCENARIO, "--url", lossless_database, "roundtrip", "--clone", "--rows", "0", "--json"
+        "-s", SCENARIO, "--url", seeded_database, "roundtrip", "--clone", "--rows", "0", "--json"
     )
 
     assert outcome.code == 0, outcome
     report = json.loads(outcome.out)
     assert (report["ok"], report["rows"]) == (True, 0)
     assert "starting from a copy of" in outcome.err
-    with lossless_engine.connect() as conn:
+    with engine_on(seeded_database) as engine, engine.connect() as conn:
         assert _counts(conn) == before
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
     assert version == get_scenario(SCENARIO).before

@@ -94,3 +94,9 @@ def test_usage_errors_are_one_line_with_exit_code_2(project: Path) -> None:
         2,
         "'soon' is not a duration",
     )
+    for malformed in ("on_missing", "=keep_null"):
+        assert_one_error(
+            run_lossless("-c", str(project), "sql", "d4:a1", "-x", malformed),
+            2,
+            f"Invalid value for '-x': '{malformed}' is not NAME=VALUE",
+        )

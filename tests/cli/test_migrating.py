@@ -6,10 +6,17 @@ import json
 
 from sqlalchemy import Connection, Engine, inspect, text
 
-from tests.cli.conftest import Lossless, MigrateTo, assert_one_error, revision_of, run_lossless
-from toolkit import migrate
+from tests.cli.conftest import (
+    SCENARIO,
+    SEEDED_TARGETS,
+    Lossless,
+    MigrateTo,
+    assert_one_error,
+    engine_on,
+    revision_of,
+    run_lossless,
+)
 from toolkit.catalog import get_scenario
-from toolkit.migrate import Project
 
 
 def _add_accounts(conn: Connection, *emails: str) -> None:
@@ -54,6 +61,13 @@ def test_upgrade_reports_operations_and_downgrade_restores(
     assert revision_of(conn) == ["a1"]
     assert not inspect(conn).has_table("contacts")
     assert {c["name"] for c in inspect(conn).get_columns("accounts")} == {"id", "email"}
+
+    # Alembic's relative revision, typed as a DBA types it (not taken for an option).
+    relative = lossless("downgrade", "-1")
+    assert relative.code == 0, relative
+    assert "a1 -> base" in relative.out
+    assert revision_of(conn) == []
+    assert not inspect(conn).has_table("accounts")
 
 
 def test_a_failing_revision_leaves_the_last_good_one(
@@ -119,32 +133,29 @@ def test_unknown_revision_is_a_usage_error(lossless: Lossless, conn: Connection)
     assert revision_of(conn) == []
 
 
-def test_a_bundled_scenario_preflight_upgrade_downgrade(
-    lossless_database: str, lossless_engine: Engine
-) -> None:
-    scenario = get_scenario("migration-014")
-    migrate.upgrade(Project.for_scenario(scenario), lossless_database, scenario.before)
-    with lossless_engine.begin() as setup:
-        scenario.seed(setup, 20, 0)
-    args = ("-s", scenario.name, "--url", lossless_database)
+def test_a_bundled_scenario_preflight_upgrade_downgrade(seeded_database: str) -> None:
+    scenario = get_scenario(SCENARIO)
+    args = ("-s", scenario.name, "--url", seeded_database)
 
     preview = run_lossless(*args, "preflight", "--json")
     assert preview.code == 0, preview
     report = json.loads(preview.out)
     assert report["reached"] == [scenario.after]
     moved = [o["counts"]["moved"] for o in report["operations"] if "moved" in o["counts"]]
-    assert moved == [20, 20]  # every target's goal and sprint, into their junctions
+    # every target's goal and sprint, into their junctions
+    assert moved == [SEEDED_TARGETS, SEEDED_TARGETS]
 
     upgraded = run_lossless(*args, "upgrade")
     assert upgraded.code == 0, upgraded
     assert f"{scenario.before} -> {scenario.after}" in upgraded.out
-    with lossless_engine.connect() as conn:
+    with engine_on(seeded_database) as engine, engine.connect() as conn:
         assert revision_of(conn) == [scenario.after]
-        assert conn.execute(text("SELECT count(*) FROM target_goal_links")).scalar_one() == 20
+        links = conn.execute(text("SELECT count(*) FROM target_goal_links")).scalar_one()
+        assert links == SEEDED_TARGETS
 
     back = run_lossless(*args, "downgrade", scenario.before, "--json")
     assert back.code == 0, back
     assert json.loads(back.out)["lost"] == 0
-    with lossless_engine.connect() as conn:
+    with engine_on(seeded_database) as engine, engine.connect() as conn:
         assert revision_of(conn) == [scenario.before]
         assert not inspect(conn).has_table("target_goal_links")

@@ -6,51 +6,58 @@ import click
 
 from toolkit import commands
 from toolkit.cli import render
-from toolkit.cli.options import Run, json_option, pass_run
+from toolkit.cli.options import Run, TakesRelativeRevision, json_option, pass_run, x_option
 from toolkit.cli.output import EXIT_DATA, emit, emit_json
 
 
-@click.command()
+@click.command(cls=TakesRelativeRevision)
 @click.argument("revision", default="heads")
+@x_option
 @json_option
 @pass_run
-def upgrade(run: Run, revision: str, as_json: bool) -> None:
+def upgrade(run: Run, revision: str, x: dict[str, str], as_json: bool) -> None:
     """Upgrade the database to REVISION (default: the head).
 
     Holds the migration lock for the whole run; each revision commits on its own, so a
     failure leaves the database at the last good revision.
     """
-    report = commands.upgrade(run.settings, revision, progress=run.progress)
+    report = commands.upgrade(run.settings, revision, x=x, progress=run.progress)
     emit_json(render.migration_json(report)) if as_json else emit(render.migration(report))
 
 
-@click.command()
+@click.command(cls=TakesRelativeRevision)
 @click.argument("revision")
+@x_option
 @json_option
 @pass_run
-def downgrade(run: Run, revision: str, as_json: bool) -> None:
+def downgrade(run: Run, revision: str, x: dict[str, str], as_json: bool) -> None:
     """Downgrade the database to REVISION (an id, `-1`, or `base`).
 
     Run `preflight REVISION` first: a downgrade may collapse data the old schema cannot hold
-    (declared losses are counted in the summary).
+    (declared losses are counted in the summary). A revision may take a policy for such
+    data as -x options (e.g. migration-014: -x on_missing=keep_null).
     """
-    report = commands.downgrade(run.settings, revision, progress=run.progress)
+    report = commands.downgrade(run.settings, revision, x=x, progress=run.progress)
     emit_json(render.migration_json(report)) if as_json else emit(render.migration(report))
 
 
-@click.command()
+@click.command(cls=TakesRelativeRevision)
 @click.argument("revision", default="heads")
+@x_option
 @json_option
 @pass_run
 @click.pass_context
-def preflight(ctx: click.Context, run: Run, revision: str, as_json: bool) -> None:
+def preflight(
+    ctx: click.Context, run: Run, revision: str, x: dict[str, str], as_json: bool
+) -> None:
     """Preview a step on the real data, then roll it back.
 
     Runs the real revisions on the real data inside one transaction that is rolled back,
     and reports per table what would be moved, stashed, collapsed, restored, lost or
     refused. Exit 1 when data would be lost, an operation refuses, or a revision fails.
+    Give it the -x options the real run will get.
     """
-    report = commands.preflight(run.settings, revision, progress=run.progress)
+    report = commands.preflight(run.settings, revision, x=x, progress=run.progress)
     emit_json(render.preflight_json(report)) if as_json else emit(render.preflight(report))
     if not report.ok:
         ctx.exit(EXIT_DATA)
@@ -76,10 +83,11 @@ def history(run: Run, as_json: bool) -> None:
 
 @click.command()
 @click.argument("span", metavar="FROM:TO")
+@x_option
 @pass_run
-def sql(run: Run, span: str) -> None:
+def sql(run: Run, span: str, x: dict[str, str]) -> None:
     """Print the SQL of FROM:TO for review (no database needed).
 
     Goes down when TO is below FROM. An empty FROM means base (`:head`).
     """
-    click.echo(commands.offline_sql(run.settings, span), nl=False)
+    click.echo(commands.offline_sql(run.settings, span, x=x, progress=run.progress), nl=False)

@@ -34,6 +34,26 @@ def duration(ctx: click.Context, param: click.Parameter, value: str | float) -> 
     return float(match[1]) * _UNIT_SECONDS[match[2] or "s"]
 
 
+_RELATIVE_DOWN = re.compile(r"-\d+")
+
+
+class TakesRelativeRevision(click.Command):
+    """A command whose REVISION may be Alembic's relative ``-1``, not an unknown option.
+
+    Such arguments are moved behind a ``--`` before click parses, so that
+    ``downgrade -1 --json`` works as a DBA would type it.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Move ``-N`` arguments (before any ``--``) behind a ``--``."""
+        end = args.index("--") if "--" in args else len(args)
+        relative = [a for a in args[:end] if _RELATIVE_DOWN.fullmatch(a)]
+        if relative:
+            rest = [a for a in args[:end] if not _RELATIVE_DOWN.fullmatch(a)]
+            args = [*rest, "--", *relative, *args[end + 1 :]]
+        return super().parse_args(ctx, args)
+
+
 @dataclass(frozen=True)
 class Run:
     """What every command gets: the settings and where progress lines go."""
@@ -53,6 +73,39 @@ pass_run = click.make_pass_decorator(Run)
 def json_option(fn: F) -> F:
     """``--json``: print the result as JSON for a machine."""
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for a machine.")(fn)
+
+
+def x_arguments(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    """Option callback: ``-x NAME=VALUE`` pairs -> ``{NAME: VALUE}`` (a later NAME wins).
+
+    The same rule as Alembic's ``context.get_x_argument(as_dictionary=True)``, except that
+    an option without ``=`` is an error here rather than a NAME with an empty VALUE.
+    """
+    del ctx, param
+    parsed: dict[str, str] = {}
+    for item in values:
+        name, equals, value = item.partition("=")
+        if not equals or not name:
+            raise click.BadParameter(
+                f"{item!r} is not NAME=VALUE (e.g. -x on_missing=keep_null)", param_hint="'-x'"
+            )
+        parsed[name] = value
+    return parsed
+
+
+def x_option(fn: F) -> F:
+    """``-x NAME=VALUE``, repeatable: options the revisions read, as Alembic's ``-x``."""
+    return click.option(
+        "-x",
+        "x",
+        multiple=True,
+        metavar="NAME=VALUE",
+        callback=x_arguments,
+        help="An option the revisions read (Alembic's -x, context.get_x_argument); "
+        "repeatable, e.g. -x on_missing=keep_null.",
+    )(fn)
 
 
 def rows_option(*, default: int | None, minimum: int = 1) -> Callable[[F], F]:

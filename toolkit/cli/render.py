@@ -14,6 +14,7 @@ from toolkit.commands import (
     ScenarioInfo,
     SeedReport,
     TimedResult,
+    with_x,
 )
 from toolkit.commands import revision_ids as ids
 from toolkit.ops.results import COUNT_KEYS
@@ -80,17 +81,28 @@ def operations_table(operations: Sequence[TimedResult], refused: Refusal | None 
     return table(headers, rows)
 
 
+def notes(operations: Sequence[TimedResult]) -> list[str]:
+    """What the operations noted (a policy applied, a column left nullable), after a blank."""
+    found = [
+        f"note: {t.result.table} ({t.result.operation}): {note}"
+        for t in operations
+        for note in t.result.notes
+    ]
+    return ["", *found] if found else []
+
+
 def migration(report: MigrationReport) -> str:
     """The summary of an upgrade or downgrade."""
     head = (
         f"{report.direction} {report.target} on database {report.database!r}: "
-        f"{ids(report.before)} -> {ids(report.after)} in {report.seconds:.2f}s"
+        f"{ids(report.before)} -> {ids(report.after)}{with_x(report.x)} in "
+        f"{report.seconds:.2f}s"
     )
     if report.before == report.after:
         return f"{head}\nnothing to do: already at {ids(report.after)}"
     if not report.operations:
         return f"{head}\nno toolkit operation ran (plain Alembic revisions: nothing counted)"
-    lines = [head, "", operations_table(report.operations)]
+    lines = [head, "", operations_table(report.operations), *notes(report.operations)]
     if report.lost:
         lines += ["", f"declared loss: {report.lost:,} row(s) did not come through unchanged"]
     return "\n".join(lines)
@@ -100,18 +112,27 @@ def preflight(report: PreflightReport) -> str:
     """What a step would do, with the verdict last."""
     lines = [
         f"preflight {report.direction} {report.target} on database {report.database!r}: "
-        f"{ids(report.before)} -> {report.revision} in {report.seconds:.2f}s "
-        "(rolled back: nothing changed)",
+        f"{ids(report.before)} -> {_goal(report)}{with_x(report.x)} in "
+        f"{report.seconds:.2f}s (rolled back: nothing changed)",
         "",
     ]
     if report.before == report.reached and report.ok:
         lines.append(f"nothing to do: already at {ids(report.before)}")
     elif report.operations or report.refused:
         lines.append(operations_table(report.operations, report.refused))
+        lines += notes(report.operations)
     else:
         lines.append("no toolkit operation reported counts (plain Alembic revisions)")
     lines += ["", f"verdict: {verdict(report)}"]
     return "\n".join(lines)
+
+
+def _goal(report: PreflightReport) -> str:
+    """The revision asked for, and the one a relative ``-1`` reached."""
+    relative = report.revision[:1] in ("-", "+")
+    if relative and report.refused is None and report.failure is None:
+        return f"{report.revision} ({ids(report.reached)})"
+    return report.revision
 
 
 def verdict(report: PreflightReport) -> str:
@@ -211,6 +232,7 @@ def migration_json(report: MigrationReport) -> dict[str, Any]:
         "revision": report.revision,
         "before": list(report.before),
         "after": list(report.after),
+        "x": dict(report.x),
         "lost": report.lost,
         "operations": [operation_json(t) for t in report.operations],
         "seconds": report.seconds,
@@ -229,6 +251,7 @@ def preflight_json(report: PreflightReport) -> dict[str, Any]:
         "revision": report.revision,
         "before": list(report.before),
         "reached": list(report.reached),
+        "x": dict(report.x),
         "lost": report.lost,
         "operations": [operation_json(t) for t in report.operations],
         "refused": None

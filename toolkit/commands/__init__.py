@@ -19,6 +19,7 @@ from toolkit.commands.migrating import (
     upgrade,
 )
 from toolkit.commands.preflight import PreflightReport, Refusal, preflight
+from toolkit.commands.revision_options import describe_x, explain_refusal, with_x
 from toolkit.commands.seed import SeedReport, TableRows, seed
 from toolkit.commands.server import Progress, silent
 from toolkit.commands.settings import (
@@ -50,8 +51,10 @@ __all__ = [
     "Target",
     "TimedResult",
     "current",
+    "describe_x",
     "diff_files",
     "downgrade",
+    "explain_refusal",
     "history",
     "list_scenarios",
     "offline_sql",
@@ -63,4 +66,5 @@ __all__ = [
     "silent",
     "snapshot",
     "upgrade",
+    "with_x",
 ]

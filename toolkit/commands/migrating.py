@@ -8,13 +8,14 @@ revision failed and which revision the database is left at.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from sqlalchemy.exc import DBAPIError
 
 from toolkit import migrate
 from toolkit.commands.locking import migration_lock
+from toolkit.commands.revision_options import explain_refusal, warn_unread, with_x
 from toolkit.commands.server import (
     Progress,
     open_connection,
@@ -24,7 +25,7 @@ from toolkit.commands.server import (
 )
 from toolkit.commands.settings import RunSettings, Target, resolve_target
 from toolkit.commands.watch import Step, TimedResult, Timeline, watching
-from toolkit.errors import LockTimeoutError, MigrationFailedError, ToolkitError
+from toolkit.errors import DataRefusedError, LockTimeoutError, MigrationFailedError, ToolkitError
 from toolkit.migrate import Project, RevisionInfo
 from toolkit.ops.results import OpResult, recording
 from toolkit.postgres.url import database_name, scrub
@@ -49,6 +50,8 @@ class MigrationReport:
     after: tuple[str, ...]
     operations: tuple[TimedResult, ...]
     seconds: float
+    #: The ``-x NAME=VALUE`` options the revisions were given.
+    x: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def lost(self) -> int:
@@ -78,25 +81,45 @@ class HistoryReport:
 
 
 def upgrade(
-    settings: RunSettings, revision: str = "heads", *, progress: Progress = silent
+    settings: RunSettings,
+    revision: str = "heads",
+    *,
+    x: Mapping[str, str] | None = None,
+    progress: Progress = silent,
 ) -> MigrationReport:
-    """Upgrade the database to ``revision`` under the migration lock."""
-    return _migrate("upgrade", migrate.upgrade, settings, revision, progress)
+    """Upgrade the database to ``revision`` under the migration lock.
+
+    ``x`` holds the ``-x NAME=VALUE`` options the revisions read (Alembic's ``-x``).
+    """
+    return _migrate("upgrade", migrate.upgrade, settings, revision, dict(x or {}), progress)
 
 
 def downgrade(
-    settings: RunSettings, revision: str, *, progress: Progress = silent
+    settings: RunSettings,
+    revision: str,
+    *,
+    x: Mapping[str, str] | None = None,
+    progress: Progress = silent,
 ) -> MigrationReport:
-    """Downgrade the database to ``revision`` under the migration lock."""
-    return _migrate("downgrade", migrate.downgrade, settings, revision, progress)
+    """Downgrade the database to ``revision`` under the migration lock.
+
+    ``x`` holds the ``-x NAME=VALUE`` options the revisions read (Alembic's ``-x``).
+    """
+    return _migrate("downgrade", migrate.downgrade, settings, revision, dict(x or {}), progress)
 
 
 def _migrate(
-    direction: str, run: MigrateFn, settings: RunSettings, revision: str, progress: Progress
+    direction: str,
+    run: MigrateFn,
+    settings: RunSettings,
+    revision: str,
+    x: dict[str, str],
+    progress: Progress,
 ) -> MigrationReport:
     target = resolve_target(settings)
     resolved = migrate.resolve_revision(target.project, revision)
     goal = destination(target.project, resolved)
+    warn_unread(target.project, x, progress)
     with open_server(settings, progress) as server:
         database = database_name(server.url)
         with migration_lock(
@@ -105,7 +128,7 @@ def _migrate(
             before = migrate.current(target.project, server.url)
             progress(
                 f"{direction} {target.label} on database {database!r}: "
-                f"{revision_ids(before)} -> {goal}"
+                f"{revision_ids(before)} -> {goal}{with_x(x)}"
             )
             url = session_url(server.url, settings, purpose=direction)
             with (
@@ -114,11 +137,14 @@ def _migrate(
                 recording() as results,
             ):
                 try:
-                    run(target.project, url, resolved, connection=conn)
+                    run(target.project, url, resolved, connection=conn, x=x)
                 except DBAPIError as exc:
                     raise failed_revision(
                         exc, timeline, target.project, server.url, settings
                     ) from None
+                except DataRefusedError as exc:
+                    _say_where(progress, timeline, target.project, server.url)
+                    raise explain_refusal(exc, target.project, timeline.last_step) from None
                 except ToolkitError:
                     _say_where(progress, timeline, target.project, server.url)
                     raise
@@ -133,6 +159,7 @@ def _migrate(
         after=after,
         operations=timeline.timed(results),
         seconds=timeline.elapsed(),
+        x=x,
     )
 
 
@@ -209,9 +236,18 @@ def history(settings: RunSettings) -> HistoryReport:
     )
 
 
-def offline_sql(settings: RunSettings, span: str) -> str:
-    """The SQL of ``FROM:TO`` for review, rendered without a database."""
-    return migrate.offline_sql(resolve_target(settings).project, span)
+def offline_sql(
+    settings: RunSettings,
+    span: str,
+    *,
+    x: Mapping[str, str] | None = None,
+    progress: Progress = silent,
+) -> str:
+    """The SQL of ``FROM:TO`` for review, rendered without a database (with ``-x`` ``x``)."""
+    project = resolve_target(settings).project
+    options = dict(x or {})
+    warn_unread(project, options, progress)
+    return migrate.offline_sql(project, span, x=options)
 
 
 def scenario_labels(target: Target) -> dict[str, str]:

@@ -8,7 +8,8 @@ the duration (as the real run would lock them), under the same ``lock_timeout``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection
@@ -22,6 +23,7 @@ from toolkit.commands.migrating import (
     destination,
     revision_ids,
 )
+from toolkit.commands.revision_options import explain_refusal, warn_unread, with_x
 from toolkit.commands.server import (
     Progress,
     open_connection,
@@ -71,6 +73,8 @@ class PreflightReport:
     refused: Refusal | None
     failure: str | None
     seconds: float
+    #: The ``-x NAME=VALUE`` options the revisions were given.
+    x: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def lost(self) -> int:
@@ -83,12 +87,21 @@ class PreflightReport:
 
 
 def preflight(
-    settings: RunSettings, revision: str = "heads", *, progress: Progress = silent
+    settings: RunSettings,
+    revision: str = "heads",
+    *,
+    x: Mapping[str, str] | None = None,
+    progress: Progress = silent,
 ) -> PreflightReport:
-    """Run the step to ``revision`` (up or down) in a transaction that is rolled back."""
+    """Run the step to ``revision`` (up or down) in a transaction that is rolled back.
+
+    ``x`` holds the ``-x NAME=VALUE`` options the revisions read, as for the real run.
+    """
+    options = dict(x or {})
     target = resolve_target(settings)
     resolved = migrate.resolve_revision(target.project, revision)
     goal = destination(target.project, resolved)
+    warn_unread(target.project, options, progress)
     with open_server(settings, progress) as server:
         database = database_name(server.url)
         with migration_lock(
@@ -99,7 +112,7 @@ def preflight(
             run = migrate.upgrade if direction == "upgrade" else migrate.downgrade
             progress(
                 f"preflight {direction} {target.label} on database {database!r}: "
-                f"{revision_ids(before)} -> {goal} (rolled back afterwards)"
+                f"{revision_ids(before)} -> {goal}{with_x(options)} (rolled back afterwards)"
             )
             url = session_url(server.url, settings, purpose="preflight")
             refused: Refusal | None = None
@@ -112,10 +125,10 @@ def preflight(
                 transaction = conn.begin()
                 reached = before
                 try:
-                    run(target.project, _UNREACHABLE_URL, resolved, connection=conn)
+                    run(target.project, _UNREACHABLE_URL, resolved, connection=conn, x=options)
                     reached = _heads(conn)
                 except DataRefusedError as exc:
-                    refused = _refusal(exc)
+                    refused = _refusal(explain_refusal(exc, target.project, timeline.last_step))
                     reached = _heads(conn)
                 except DBAPIError as exc:
                     failure = _failure(exc, timeline.last_step, server.url, settings)
@@ -134,6 +147,7 @@ def preflight(
         refused=refused,
         failure=failure,
         seconds=timeline.elapsed(),
+        x=options,
     )
 
 

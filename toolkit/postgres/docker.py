@@ -48,7 +48,7 @@ def _container_class() -> Callable[..., Any]:
 
 
 def start_docker(spec: str, *, container_class: Callable[..., Any] | None = None) -> DockerServer:
-    """Start ``postgres:VERSION`` in Docker and return its URL (psycopg driver, no password leak)."""
+    """Start ``postgres:VERSION`` in Docker and return its URL."""
     image = parse_docker_spec(spec)
     factory = container_class or _container_class()
     try:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import atexit
 import importlib.util
-import pwd
-import stat
 import os
+import pwd
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -128,7 +128,9 @@ def _let_others_read(tree: Path) -> None:
         here.chmod(here.stat().st_mode | 0o055)
         for name in files:
             target = here / name
-            target.chmod(target.stat().st_mode | 0o044 | (0o011 if os.access(target, os.X_OK) else 0))
+            target.chmod(
+                target.stat().st_mode | 0o044 | (0o011 if os.access(target, os.X_OK) else 0)
+            )
 
 
 def _prepare_for_unprivileged_user(root: Path) -> str:
