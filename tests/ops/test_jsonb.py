@@ -6,10 +6,21 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
 from psycopg import sql
 from sqlalchemy import Connection, Engine
 
-from tests.ops.helpers import columns, execute, rows, run, run_ops, state_of, table_rows
+from tests.ops.helpers import (
+    columns,
+    constraints,
+    execute,
+    rows,
+    run,
+    run_ops,
+    state_of,
+    table_rows,
+)
 from tests.ops.schemas import goals_and_targets, uid
 from toolkit.errors import DataRefusedError, UsageError
 from toolkit.ops import RestoreColumnFromJsonbOp, StashColumnInJsonbOp
@@ -33,6 +44,7 @@ def test_stash_then_restore_round_trip(conn: Connection, lossless_engine: Engine
     [result] = run_ops(lossless_engine, stash("commitments", "goal_id"))
 
     assert result.counts == {"stashed": 8, "lost": 0}  # rows 3, 6, 9, 12 hold NULL
+    assert (result.table, result.column) == ("commitments", "goal_id")
     assert "dropped foreign key commitments_goal_id_fkey" in result.notes
     meta = dict(rows(conn, "SELECT title, metadata::text FROM commitments"))
     g = {i: uid(f"goal{i % 5 + 1}") for i in range(1, 13)}
@@ -55,6 +67,7 @@ def test_stash_then_restore_round_trip(conn: Connection, lossless_engine: Engine
     )
 
     assert back.counts == {"restored": 8, "lost": 0}
+    assert (back.table, back.column) == ("commitments", "goal_id")
     assert state_of(conn) == before
     assert rows(conn, "SELECT to_regclass('lossless_stash') IS NULL") == [(True,)]
 
@@ -269,6 +282,36 @@ def test_restore_refuses_values_whose_referent_is_gone(
     assert error.samples == (uid("commitment1"),)
     assert "client_goals.id" in str(error)
     assert state_of(conn) == before
+
+
+def test_refusal_by_the_foreign_key_undoes_the_restore_first(
+    conn: Connection, lossless_engine: Engine
+) -> None:
+    goals_and_targets(conn, targets=6)
+    run_ops(lossless_engine, stash("commitments", "goal_id"))
+    gone = uid("goal2")
+    run(conn, "DELETE FROM targets WHERE goal_id = :g", g=gone)
+    run(conn, "DELETE FROM client_goals WHERE id = :g", g=gone)
+    before = state_of(conn)
+
+    with lossless_engine.begin() as tx:
+        op = Operations(MigrationContext.configure(tx))
+        with pytest.raises(DataRefusedError) as refused:
+            op.restore_column_from_jsonb("commitments", "goal_id")
+        assert (refused.value.count, refused.value.samples) == (1, (uid("commitment1"),))
+        # the revision's transaction goes on, with nothing of the refused restore in it
+        assert state_of(tx) == before
+        run(
+            tx,
+            "UPDATE commitments SET metadata = metadata - 'legacy_goal_id' WHERE id = :c",
+            c=uid("commitment1"),
+        )
+        result = op.restore_column_from_jsonb("commitments", "goal_id")
+
+    assert result.counts == {"restored": 3, "lost": 0}
+    assert ("commitments_goal_id_fkey", "FOREIGN KEY (goal_id) REFERENCES client_goals(id)") in (
+        constraints(conn, "commitments")
+    )
 
 
 def test_restore_without_type_or_record_is_a_usage_error(

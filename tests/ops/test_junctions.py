@@ -95,7 +95,10 @@ def test_promote_then_collapse_round_trip(conn: Connection, lossless_engine: Eng
     [back] = run_ops(lossless_engine, collapse())
 
     assert back.counts == {"collapsed": 40, "lost": 0}
-    assert (result.table, back.table) == ("targets", "target_goal_links")  # where data came from
+    # where the data came from
+    assert (result.table, result.column) == ("targets", "goal_id")
+    assert (back.table, back.column) == ("target_goal_links", "goal_id")
+    assert result.summary() == "promote_fk_to_junction: moved 40, lost 0 (targets.goal_id)"
     assert state_of(conn) == before
 
 
@@ -143,28 +146,54 @@ def test_first_link_wins_by_created_at_then_id(conn: Connection, lossless_engine
 def test_keep_extra_links_restores_them_verbatim(conn: Connection, lossless_engine: Engine) -> None:
     goals_and_targets(conn, targets=4)
     run_ops(lossless_engine, promote)
-    t1, g4 = uid("target1"), uid("goal4")
+    t1, t2 = uid("target1"), uid("target2")
+    # target1 gets two more links (three in all), target2 one more (two): three extra links
     run(
         conn,
-        "INSERT INTO target_goal_links (target_id, goal_id, created_at)"
-        " VALUES (:t, :g, '2030-01-01')",
-        t=t1,
-        g=g4,
+        "INSERT INTO target_goal_links (target_id, goal_id, created_at) VALUES"
+        " (:t1, :g4, '2030-01-01'), (:t1, :g5, '2030-01-02'), (:t2, :g4, '2030-01-01')",
+        t1=t1,
+        t2=t2,
+        g4=uid("goal4"),
+        g5=uid("goal5"),
     )
     junction = rows(conn, "SELECT to_jsonb(j)::text FROM target_goal_links j ORDER BY 1")
-    two = {r for r in junction if t1 in r[0]}
-    assert len(two) == 2
+    several = {r for r in junction if t1 in r[0] or t2 in r[0]}
+    assert len(several) == 5
 
     [down] = run_ops(lossless_engine, collapse(keep_extra_links=True))
-    assert down.counts == {"stashed": 2, "collapsed": 4, "lost": 0}
+    # stashed counts the links beyond the first per target, as lost would without the option
+    assert down.counts == {"stashed": 3, "collapsed": 4, "lost": 0}
+    assert "3 extra link(s) kept in the stash" in down.notes
     [up] = run_ops(lossless_engine, promote)
 
-    assert up.counts == {"moved": 3, "restored": 2, "lost": 0}
+    assert up.counts == {"moved": 2, "restored": 5, "lost": 0}
     after = set(rows(conn, "SELECT to_jsonb(j)::text FROM target_goal_links j ORDER BY 1"))
-    assert two <= after  # ids and created_at of the kept target's links come back exactly
-    assert len(after) == 5
+    assert several <= after  # ids and created_at of the kept targets' links come back exactly
+    assert len(after) == 7
     # the stash is empty again except the column record promote keeps for the way back
     assert rows(conn, "SELECT kind, count(*) FROM lossless_stash GROUP BY 1") == [("column", 1)]
+
+
+def test_keep_extra_links_counts_them_like_the_loss_it_avoids(
+    conn: Connection, lossless_engine: Engine
+) -> None:
+    goals_and_targets(conn, targets=6)
+    run_ops(lossless_engine, promote)
+    run(
+        conn,
+        "INSERT INTO target_goal_links (target_id, goal_id)"
+        " SELECT t.id, g.id FROM targets t CROSS JOIN client_goals g"
+        " WHERE t.title IN ('target 1', 'target 2') ON CONFLICT DO NOTHING",
+    )
+    [(links,)] = rows(conn, "SELECT count(*) FROM target_goal_links")
+    assert links == 4 + 2 * 5  # four targets with one goal, two with all five
+    stash_run = run_ops(lossless_engine, collapse(keep_extra_links=True))
+    run_ops(lossless_engine, promote)
+
+    [lose_run] = run_ops(lossless_engine, collapse())
+
+    assert stash_run[0].counts["stashed"] == lose_run.counts["lost"] == links - 6
 
 
 def test_kept_links_of_a_changed_owner_are_dropped(

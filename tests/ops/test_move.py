@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine
 
 from tests.ops.helpers import columns, constraints, execute, rows, run, run_ops, state_of
@@ -70,7 +72,9 @@ def test_move_down_then_up_round_trip(conn: Connection, lossless_engine: Engine)
     [up] = run_ops(lossless_engine, to_parent())
 
     assert up.counts == {"moved": 8, "restored": 4, "lost": 0}
-    assert (down.table, up.table) == ("migrations_mig", "iterations_ite")  # where data came from
+    # where the data came from
+    assert (down.table, down.column) == ("migrations_mig", "plm_id")
+    assert (up.table, up.column) == ("iterations_ite", "plm_id")
     assert state_of(conn) == before
 
 
@@ -251,3 +255,22 @@ def test_move_to_parent_refuses_a_stashed_plan_that_is_gone(
     assert uid("mig3") in error.samples
     assert "plans_master_plm" in str(error)
     assert state_of(conn) == before
+
+
+def test_refusal_by_the_foreign_key_undoes_the_move_first(
+    conn: Connection, lossless_engine: Engine
+) -> None:
+    plans(conn, migrations=6)
+    run_ops(lossless_engine, to_child)
+    gone = uid("plan4")  # the stashed plan of mig 3, which has no iteration
+    run(conn, "DELETE FROM iterations_ite WHERE plm_id = :p", p=gone)
+    run(conn, "DELETE FROM plans_master_plm WHERE plm_id = :p", p=gone)
+    before = state_of(conn)
+
+    with lossless_engine.begin() as tx:
+        op = Operations(MigrationContext.configure(tx))
+        with pytest.raises(DataRefusedError) as refused:
+            to_parent()(op)
+        assert refused.value.samples == (uid("mig3"),)
+        # the revision's transaction goes on, with nothing of the refused move in it
+        assert state_of(tx) == before

@@ -66,7 +66,7 @@ def operations_table(operations: Sequence[TimedResult], refused: Refusal | None 
     headers = ["table", "operation", *keys, *extra, "seconds", "rows/s"]
     rows: list[list[object]] = [
         [
-            t.result.table,
+            t.result.where,
             t.result.operation,
             *(t.result.counts.get(k, 0) for k in keys),
             *(None for _ in extra),
@@ -84,7 +84,7 @@ def operations_table(operations: Sequence[TimedResult], refused: Refusal | None 
 def notes(operations: Sequence[TimedResult]) -> list[str]:
     """What the operations noted (a policy applied, a column left nullable), after a blank."""
     found = [
-        f"note: {t.result.table} ({t.result.operation}): {note}"
+        f"note: {t.result.where} ({t.result.operation}): {note}"
         for t in operations
         for note in t.result.notes
     ]
@@ -214,6 +214,7 @@ def operation_json(t: TimedResult) -> dict[str, Any]:
     """One operation's outcome."""
     return {
         "table": t.result.table,
+        "column": t.result.column,
         "operation": t.result.operation,
         "counts": dict(t.result.counts),
         "notes": list(t.result.notes),

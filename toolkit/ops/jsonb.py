@@ -37,7 +37,7 @@ from toolkit.sql import ddl
 from toolkit.sql.checks import Check, CheckSet, key_text
 from toolkit.sql.ddl import ForeignKeySpec
 from toolkit.sql.idents import type_sql
-from toolkit.sql.stash import JsonbSlot
+from toolkit.sql.jsonb_slot import JsonbSlot
 
 
 @Operations.register_operation("stash_column_in_jsonb")
@@ -229,7 +229,7 @@ def stash_column_in_jsonb(operations: Operations, op: StashColumnInJsonbOp) -> O
     notes = [f"dropped foreign key {name}" for name in dropped_fks]
     if was_null:
         notes.append(f"{was_null} row(s) had a NULL {op.jsonb_column} (kept in the stash)")
-    return runner.result(op.table, {"stashed": stashed}, notes)
+    return runner.result(op.table, op.column, {"stashed": stashed}, notes)
 
 
 @Operations.implementation_for(RestoreColumnFromJsonbOp)
@@ -267,13 +267,14 @@ def restore_column_from_jsonb(operations: Operations, op: RestoreColumnFromJsonb
         f"have no {op.key!r} in {op.jsonb_column} and {op.column} is NOT NULL",
         applies=not plan.nullable,
     )
-    checks += [slot.orphan_check(plan.type_text, ref) for ref in plan.referents()]
+    orphans = [slot.orphan_check(plan.type_text, ref) for ref in plan.referents()]
     runner.run(ddl.lock_tables([op.table], op.schema))
     runner.check(CheckSet(slot.source, key_text("t", keys), tuple(checks)))
     runner.check(op.policy.fill_checks(op.table, op.column, plan.type_text, plan.referents()))
-    runner.run(plan.add())
-    restored = restore_values(runner, slot, plan.type_text)
-    counts, notes = finish_column(runner, plan, op.policy)
+    with runner.checked_by_foreign_keys(CheckSet(slot.source, key_text("t", keys), tuple(orphans))):
+        runner.run(plan.add())
+        restored = restore_values(runner, slot, plan.type_text)
+        counts, notes = finish_column(runner, plan, op.policy)
     counts["restored"] = restored
     forget_recorded(runner, op.table, op.column, schema=op.schema)
-    return runner.result(op.table, counts, notes)
+    return runner.result(op.table, op.column, counts, notes)

@@ -30,7 +30,7 @@ from toolkit.sql.checks import Check, CheckSet, key_text, missing_referent
 from toolkit.sql.ddl import ForeignKeySpec
 from toolkit.sql.idents import column_of, table_as_t, type_sql
 from toolkit.sql.junction import JunctionShape
-from toolkit.sql.stash import ensure_stash, forget
+from toolkit.sql.stash import analyze_stash, ensure_stash, forget
 
 DEFAULT_ORDER = ("created_at", "id")
 
@@ -398,7 +398,7 @@ def promote_fk_to_junction(operations: Operations, op: PromoteFkToJunctionOp) ->
                 f"{kept - restored} kept link(s) discarded: their owner's {op.column} changed"
                 " or their referent is gone"
             )
-    return runner.result(op.table, counts, notes)
+    return runner.result(op.table, op.column, counts, notes)
 
 
 @Operations.implementation_for(CollapseJunctionToFkOp)
@@ -465,7 +465,8 @@ def collapse_junction_to_fk(operations: Operations, op: CollapseJunctionToFkOp) 
     if op.keep_extra_links:
         runner.run(ensure_stash(op.schema))
         runner.run(forget("link", op.table, op.column, schema=op.schema))
-        counts["stashed"] = runner.run(shape.keep_links(op.order_by))
+        runner.run(shape.keep_links(op.order_by))
+        runner.run(analyze_stash(op.schema))  # the next promote joins the owners with it
     runner.run(plan.add())
     collapsed = runner.run(shape.set_first_links(op.order_by))
     counts["collapsed"] = collapsed
@@ -473,9 +474,12 @@ def collapse_junction_to_fk(operations: Operations, op: CollapseJunctionToFkOp) 
         links = int(runner.scalar(shape.count_links()))
         extra = links - collapsed
         if op.keep_extra_links:
+            # The stash also holds each owner's first link (see keep_links): not counted.
+            kept = int(runner.scalar(shape.count_kept_extras()))
+            counts["stashed"] = kept
             counts["lost"] = 0
-            if extra:
-                notes.append(f"{extra} extra link(s) kept in the stash")
+            if kept:
+                notes.append(f"{kept} extra link(s) kept in the stash")
         else:
             counts["lost"] = extra
             if extra:
@@ -485,4 +489,4 @@ def collapse_junction_to_fk(operations: Operations, op: CollapseJunctionToFkOp) 
     notes += policy_notes
     runner.run(ddl.drop_table(op.junction, schema=op.schema))
     forget_recorded(runner, op.table, op.column, schema=op.schema)
-    return runner.result(op.junction, counts, notes)
+    return runner.result(op.junction, op.referent_column, counts, notes)

@@ -16,6 +16,7 @@ from psycopg import sql
 from toolkit.errors import UsageError
 from toolkit.ops import reflect
 from toolkit.ops.columns import (
+    ColumnPlan,
     NamedForeignKey,
     default_fk_name,
     drop_with_foreign_keys,
@@ -39,7 +40,7 @@ from toolkit.sql.checks import Check, CheckSet, key_text
 from toolkit.sql.ddl import ForeignKeySpec
 from toolkit.sql.family import Family
 from toolkit.sql.idents import column_of, ident, type_sql
-from toolkit.sql.stash import JsonbSlot
+from toolkit.sql.jsonb_slot import JsonbSlot
 
 
 @Operations.register_operation("move_fk_to_child")
@@ -389,7 +390,7 @@ def move_fk_to_child(operations: Operations, op: MoveFkToChildOp) -> OpResult:
     notes = [f"dropped foreign key {name}" for name in dropped]
     if was_null:
         notes.append(f"{was_null} parent(s) had a NULL {op.jsonb_column} (kept in the stash)")
-    return runner.result(op.parent, {"moved": moved, "stashed": stashed}, notes)
+    return runner.result(op.parent, op.column, {"moved": moved, "stashed": stashed}, notes)
 
 
 @Operations.implementation_for(MoveFkToParentOp)
@@ -458,12 +459,32 @@ def move_fk_to_parent(operations: Operations, op: MoveFkToParentOp) -> OpResult:
         f" {op.parent_column} is NOT NULL",
         applies=not plan.nullable,
     )
-    checks += [slot.orphan_check(plan.type_text, ref, childless) for ref in plan.referents()]
+    orphans = [slot.orphan_check(plan.type_text, ref, childless) for ref in plan.referents()]
     runner.run(ddl.lock_tables([op.parent, op.child], op.schema))
     runner.check(CheckSet(slot.source, key_text("t", (parent_key,)), tuple(checks)))
     runner.check(
         op.policy.fill_checks(op.parent, op.parent_column, plan.type_text, plan.referents())
     )
+    with runner.checked_by_foreign_keys(
+        CheckSet(slot.source, key_text("t", (parent_key,)), tuple(orphans))
+    ):
+        counts, notes = _copy_up(runner, op, plan, slot, family, order_by)
+    dropped = drop_with_foreign_keys(runner, op.child, op.column, schema=op.schema)
+    notes += [f"dropped foreign key {name}" for name in dropped]
+    forget_recorded(runner, op.parent, op.parent_column, schema=op.schema)
+    return runner.result(op.child, op.column, counts, notes)
+
+
+def _copy_up(
+    runner: Runner,
+    op: MoveFkToParentOp,
+    plan: ColumnPlan,
+    slot: JsonbSlot,
+    family: Family,
+    order_by: tuple[str, ...],
+) -> tuple[dict[str, int], list[str]]:
+    """``move_fk_to_parent``'s changes up to the parent's finished column: add it, copy the
+    first child's value, restore the stash, constrain; returns the counts and notes."""
     runner.run(plan.add())
     moved = runner.run(family.copy_up_first(op.column, op.parent_column, order_by))
     counts: dict[str, int] = {"moved": moved}
@@ -485,8 +506,4 @@ def move_fk_to_parent(operations: Operations, op: MoveFkToParentOp) -> OpResult:
     restore_values(runner, slot, plan.type_text, keep_existing=True)
     policy_counts, policy_notes = finish_column(runner, plan, op.policy)
     counts.update(policy_counts)
-    notes += policy_notes
-    dropped = drop_with_foreign_keys(runner, op.child, op.column, schema=op.schema)
-    notes += [f"dropped foreign key {name}" for name in dropped]
-    forget_recorded(runner, op.parent, op.parent_column, schema=op.schema)
-    return runner.result(op.child, counts, notes)
+    return counts, notes + policy_notes

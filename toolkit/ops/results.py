@@ -24,12 +24,20 @@ COUNT_KEYS = ("moved", "stashed", "restored", "collapsed", "lost", "dropped", "f
 class OpResult:
     """The outcome of one operation run.
 
+    ``table`` is the table the data comes from, where a declared loss shows (the junction
+    for a collapse, the child table for ``move_fk_to_parent``); ``column`` the column of
+    ``table`` whose data moved (the stashed or restored column for stash / restore, the
+    junction's referent column for a collapse), None when an operation names none.
     ``counts`` maps a key of ``COUNT_KEYS`` to a row count (absent in offline mode, where
     nothing is known); ``lost`` is the declared data loss, always reported, possibly 0.
+
+    ``column`` is keyword-only, so results built positionally as
+    ``OpResult(operation, table, counts)`` keep working.
     """
 
     operation: str
     table: str
+    column: str | None = field(default=None, kw_only=True)
     counts: Mapping[str, int] = field(default_factory=dict)
     offline: bool = False
     notes: tuple[str, ...] = ()
@@ -38,11 +46,18 @@ class OpResult:
     def lost(self) -> int:
         return self.counts.get("lost", 0)
 
+    @property
+    def where(self) -> str:
+        """``table.column``, or ``table`` when no column is named."""
+        return f"{self.table}.{self.column}" if self.column else self.table
+
     def summary(self) -> str:
+        """One line: ``operation: counts (table.column)``."""
         if self.offline:
-            return f"{self.operation} (offline: counts unknown)"
+            return f"{self.operation} ({self.where}; offline: counts unknown)"
         shown = ", ".join(f"{k} {v}" for k, v in self.counts.items())
-        return f"{self.operation}: {shown}" if shown else self.operation
+        head = f"{self.operation}: {shown}" if shown else self.operation
+        return f"{head} ({self.where})"
 
 
 _recorders: ContextVar[tuple[list[OpResult], ...]] = ContextVar("lossless_recorders", default=())

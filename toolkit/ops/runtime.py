@@ -3,17 +3,21 @@
 ``Runner`` is the only place SQL is executed: online through the migration's own
 connection (``operations.get_bind()``, so it runs inside the revision's transaction),
 offline through ``operations.execute`` (printed). Checks run as queries online and raise
-``DataRefusedError`` before anything changed; offline they are printed as guards that
+``DataRefusedError`` before anything changed (or, for values a new foreign key validates
+anyway, after undoing the changes to a savepoint); offline they are printed as guards that
 raise in the database when the script runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from alembic.operations import Operations
+from psycopg.errors import ForeignKeyViolation
 from sqlalchemy import Connection, TextClause, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ClauseElement
@@ -22,6 +26,7 @@ from toolkit.errors import DataRefusedError, OfflineModeError
 from toolkit.ops.results import OpResult, publish
 from toolkit.sql.checks import CheckSet, count_query, guard_block, samples_query
 from toolkit.sql.idents import Sql, render
+from toolkit.sql.stash import nested_loops_back, nested_loops_off
 
 
 def _clause(statement: Sql) -> TextClause:
@@ -72,6 +77,45 @@ class Runner:
         for sql in statements:
             self.run(sql)
 
+    @contextmanager
+    def without_nested_loops(self) -> Iterator[None]:
+        """Statements run inside are planned with hash (or merge) joins only.
+
+        No ``finally``: if a statement fails the transaction is lost anyway, and nothing
+        more can run in it.
+        """
+        self.run(nested_loops_off())
+        yield
+        self.run(nested_loops_back())
+
+    @contextmanager
+    def checked_by_foreign_keys(self, checks: CheckSet) -> Iterator[None]:
+        """Let the foreign keys added inside the block do ``checks`` (values without a
+        referent) instead of running them first: validating a new foreign key is the same
+        scan, so the values are read once, not twice.
+
+        The block runs in a savepoint. If a foreign key rejects a value, everything done
+        inside is undone and ``checks`` run on the unchanged data to name the rows: the
+        caller gets the ``DataRefusedError`` it would have got before any change.
+        Offline, or outside a transaction, ``checks`` simply run first.
+        """
+        if self.offline or not self.bind.in_transaction():
+            self.check(checks)
+            yield
+            return
+        savepoint = self.bind.begin_nested()
+        try:
+            yield
+        except IntegrityError as exc:
+            savepoint.rollback()
+            if isinstance(exc.orig, ForeignKeyViolation):
+                self.check(checks)  # raises, unless the violation is not one of these
+            raise
+        except BaseException:
+            savepoint.rollback()
+            raise
+        savepoint.commit()
+
     def rows(self, sql: Sql) -> list[tuple[Any, ...]]:
         """Every row of a query (online only: catalog lookups and counts)."""
         return [tuple(r) for r in self.bind.execute(_clause(sql))]
@@ -111,13 +155,17 @@ class Runner:
                     hint=check.hint,
                 )
 
-    def result(self, table: str, counts: Mapping[str, int], notes: Sequence[str] = ()) -> OpResult:
+    def result(
+        self, table: str, column: str, counts: Mapping[str, int], notes: Sequence[str] = ()
+    ) -> OpResult:
         """Publish this operation's outcome (no counts offline: nothing is known).
 
-        ``table`` is the table the data comes from, where a declared loss would show.
+        ``table.column`` is where the data comes from, where a declared loss would show.
         """
         if self.offline:
-            return publish(OpResult(self.operation, table, {}, offline=True, notes=tuple(notes)))
+            return publish(
+                OpResult(self.operation, table, {}, column=column, offline=True, notes=tuple(notes))
+            )
         shown = {k: int(v) for k, v in counts.items()}
         shown.setdefault("lost", 0)
-        return publish(OpResult(self.operation, table, shown, notes=tuple(notes)))
+        return publish(OpResult(self.operation, table, shown, column=column, notes=tuple(notes)))

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from toolkit.errors import UsageError
 from toolkit.ops import reflect
 from toolkit.ops.runtime import Runner
 from toolkit.sql.idents import Sql
-from toolkit.sql.stash import JsonbSlot, ensure_stash, if_stash_exists
+from toolkit.sql.jsonb_slot import JsonbSlot
+from toolkit.sql.stash import analyze_stash, ensure_stash, if_stash_exists
 
 DEFAULT_JSONB = "metadata"
 
@@ -37,8 +40,14 @@ def stash_values(runner: Runner, slot: JsonbSlot, row_filter: Sql | None = None)
     """Write the slot's non-NULL values (of rows matching ``row_filter``) into the JSONB,
     remembering which JSONB were NULL; returns (values stashed, NULL JSONB remembered)."""
     runner.run(ensure_stash(slot.schema))
-    runner.run(slot.forget_marks())  # left over by a stash whose column was re-added by hand
+    # Left over by a stash whose column was re-added by hand: no row holds the key (checked).
+    runner.run(slot.unregister_key())
+    runner.run(slot.forget_marks_if_nothing_stashed())
+    with runner.without_nested_loops():
+        runner.run(slot.forget_stale_marks())
     was_null = runner.run(slot.mark_null_jsonb(row_filter))
+    runner.run(slot.register_key())
+    runner.run(analyze_stash(slot.schema))
     return runner.run(slot.write_values(row_filter)), was_null
 
 
@@ -46,12 +55,22 @@ def restore_values(
     runner: Runner, slot: JsonbSlot, type_text: str, *, keep_existing: bool = False
 ) -> int:
     """Move the stashed values back into the (re-added) column, remove the key, give NULL
-    back to the JSONB that were NULL; returns the rows whose key was removed."""
-    restored = runner.run(slot.restore_values(type_text, keep_existing=keep_existing))
-    if runner.offline:
-        runner.run(if_stash_exists(slot.restore_null_jsonb(), slot.schema))
-        runner.run(if_stash_exists(slot.forget_marks(), slot.schema))
-    elif reflect.stash_exists(runner, slot.schema):
-        runner.run(slot.restore_null_jsonb())
-        runner.run(slot.forget_marks())
+    back to the JSONB that were NULL and hold no other stashed key; returns the rows whose
+    key was removed."""
+    values = slot.restore_values(type_text, keep_existing=keep_existing)
+    if not runner.offline and not reflect.stash_exists(runner, slot.schema):
+        return runner.run(values)  # nothing was stashed by the toolkit: no marks
+    guard = partial(if_stash_exists, schema=slot.schema) if runner.offline else _as_is
+    with runner.without_nested_loops():
+        # First: the rows it gives NULL back no longer hold the key for the next step.
+        restored = runner.run(
+            guard(slot.restore_null_jsonb(type_text, keep_existing=keep_existing))
+        )
+    restored += runner.run(values)
+    runner.run(guard(slot.unregister_key()))
+    runner.run(guard(slot.forget_marks_if_nothing_stashed()))
     return restored
+
+
+def _as_is(step: Sql) -> Sql:
+    return step

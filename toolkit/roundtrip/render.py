@@ -47,7 +47,7 @@ def render_step(step: StepReport) -> list[str]:
     lines += [f"note: {n}" for n in step.notes]
     if step.ops:
         lines.append("operations:")
-        lines += [f"  {r.summary()} [{r.table}]" for r in step.ops]
+        lines += [f"  {r.summary()}" for r in step.ops]
     if step.invariants:
         held = sum(1 for i in step.invariants if i.ok)
         lines.append(f"invariants: {held} of {len(step.invariants)} hold")

@@ -19,7 +19,7 @@ from toolkit.sql.ddl import (
     create_index,
 )
 from toolkit.sql.idents import Sql, column_of, ident, literal, qualified
-from toolkit.sql.stash import row_key_json, stash_ref
+from toolkit.sql.stash import entry, row_key_json, stash_ref
 
 ID_COLUMN = "id"
 CREATED_AT_COLUMN = "created_at"
@@ -169,7 +169,8 @@ class JunctionShape:
         """Stash every link of owners that have more than one, with the first one marked.
 
         The first link comes back verbatim too: re-created fresh, its ``created_at`` would
-        sort it after the others and the next collapse would pick another one.
+        sort it after the others and the next collapse would pick another one. So the
+        stash holds one more link per owner than the extra ones (``count_kept_extras``).
         """
         owner = sql.SQL("j.{}").format(ident(self.owner_column))
         ranked = sql.SQL(
@@ -193,6 +194,13 @@ class JunctionShape:
             column=literal(self.column),
             owner=ident(self.owner_column),
             ranked=ranked,
+        )
+
+    def count_kept_extras(self) -> Sql:
+        """How many links ``keep_links`` kept beyond the first of each owner (the links a
+        collapse without the stash would lose): every kept link but one per owner."""
+        return sql.SQL("SELECT count(*) - count(DISTINCT s.row_key) FROM {} AS s WHERE {}").format(
+            stash_ref(self.schema), entry("link", self.owner_table, self.column)
         )
 
     def set_first_links(self, order_by: tuple[str, ...]) -> Sql:

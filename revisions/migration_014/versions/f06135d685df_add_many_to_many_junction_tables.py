@@ -153,10 +153,9 @@ def downgrade() -> None:
         owner_key="id",
     )
     # Values come back with their type (uuid) and the keys leave metadata again; a row whose
-    # metadata was NULL before the upgrade gets NULL back, not {}. Keep the exact reverse
-    # order of the stashes: a NULL is given back by the restore of the column whose stash
-    # first wrote into that NULL, once the metadata is {} again (commitments: sprint_id is
-    # restored before goal_id, or a commitment that had both and NULL metadata gets {}).
+    # metadata was NULL before the upgrade gets NULL back, not {}, whatever the order of the
+    # restores (the toolkit marks the row's JSONB, not one stashed column). Reverse order is
+    # kept anyway: it reads as the mirror image of upgrade().
     op.restore_column_from_jsonb(
         "sprints",
         "goal_id",

@@ -1,0 +1,30 @@
+"""``OpResult``: what reports show of an operation (no database)."""
+
+from __future__ import annotations
+
+from toolkit.ops import OpResult, recording
+from toolkit.ops.results import publish
+
+
+def test_summary_names_table_and_column() -> None:
+    result = OpResult(
+        "stash_column_in_jsonb", "commitments", {"stashed": 8, "lost": 0}, column="goal_id"
+    )
+    assert result.where == "commitments.goal_id"
+    assert result.summary() == "stash_column_in_jsonb: stashed 8, lost 0 (commitments.goal_id)"
+
+
+def test_summary_offline_and_without_counts() -> None:
+    offline = OpResult("restore_column_from_jsonb", "t", column="v", offline=True)
+    assert offline.summary() == "restore_column_from_jsonb (t.v; offline: counts unknown)"
+    assert OpResult("noop", "t").summary() == "noop (t)"
+
+
+def test_positional_construction_still_works() -> None:
+    # Results built by hand before ``column`` existed: (operation, table, counts).
+    result = OpResult("copy_emails", "contacts", {"moved": 3})
+    assert (result.column, result.counts, result.lost) == (None, {"moved": 3}, 0)
+    assert result.summary() == "copy_emails: moved 3 (contacts)"
+    with recording() as seen:
+        publish(result)
+    assert seen == [result]

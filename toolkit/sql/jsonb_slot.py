@@ -1,0 +1,307 @@
+"""Where a column's values live while stashed: a key of each row's own JSONB.
+
+``JsonbSlot`` builds every step ``stash_column_in_jsonb`` / ``restore_column_from_jsonb``
+and the move operations share: the checks, writing the values, remembering which JSONB
+were SQL NULL (in the stash, per JSONB column: see ``toolkit.sql.stash``), and getting the
+values, the NULLs and the original key set back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from toolkit.sql.checks import Check, missing_referent
+from toolkit.sql.idents import (
+    Sql,
+    column_of,
+    ident,
+    is_json_type,
+    literal,
+    qualified,
+    type_clause,
+)
+from toolkit.sql.stash import STASHED_KEY, WAS_NULL, entry, row_key_json, stash_ref
+
+
+@dataclass(frozen=True)
+class JsonbSlot:
+    """Where a column's values live while stashed: ``table.jsonb_column -> key``.
+
+    ``column`` is the stashed column (which may not exist at the moment), ``key_columns``
+    the table's primary key; the builders alias the table ``t``.
+    """
+
+    table: str
+    column: str
+    jsonb_column: str
+    key: str
+    key_columns: tuple[str, ...]
+    schema: str | None = None
+
+    @property
+    def ref(self) -> Sql:
+        return qualified(self.table, self.schema)
+
+    @property
+    def source(self) -> Sql:
+        return sql.SQL("{} AS t").format(self.ref)
+
+    @property
+    def jsonb(self) -> Sql:
+        return column_of("t", self.jsonb_column)
+
+    @property
+    def value(self) -> Sql:
+        return column_of("t", self.column)
+
+    @property
+    def holds_key(self) -> Sql:
+        """Rows whose JSONB is an object holding the key (arrays can "contain" it too);
+        never NULL, so that ``NOT holds_key`` selects SQL NULL JSONB too."""
+        return sql.SQL("(jsonb_typeof({j}) = 'object' AND {j} ? {k}) IS TRUE").format(
+            j=self.jsonb, k=literal(self.key)
+        )
+
+    def _and(self, row_filter: Sql | None) -> Sql:
+        return sql.SQL(" AND {}").format(row_filter) if row_filter is not None else sql.SQL("")
+
+    def checks(self, row_filter: Sql | None = None) -> list[Check]:
+        """What makes stashing unsafe: a non-object JSONB that would need the key, a key
+        already present (restore could not tell it from the stashed one)."""
+        return [
+            Check(
+                self.table,
+                self.jsonb_column,
+                f"hold a JSONB that is not an object (array, scalar or JSON null) where"
+                f" {self.column} must be stashed under {self.key!r}",
+                sql.SQL(
+                    "{v} IS NOT NULL{f} AND {j} IS NOT NULL AND jsonb_typeof({j}) <> 'object'"
+                ).format(v=self.value, f=self._and(row_filter), j=self.jsonb),
+                "fix those values (e.g. wrap them in an object) before the migration",
+            ),
+            Check(
+                self.table,
+                self.jsonb_column,
+                f"already hold the key {self.key!r}",
+                self.holds_key,
+                "rename or remove that key first, or pass another key=",
+            ),
+        ]
+
+    def orphan_check(
+        self, type_text: str, referent: tuple[str | None, str, str], row_filter: Sql | None = None
+    ) -> Check:
+        """Stashed values that would come back pointing to no row of ``referent``."""
+        ref_schema, ref_table, ref_key = referent
+        return Check(
+            self.table,
+            self.jsonb_column,
+            f"hold under {self.key!r} a {self.column} that {ref_table}.{ref_key} no longer has",
+            sql.SQL("{}{} AND {}").format(
+                self.holds_key,
+                self._and(row_filter),
+                missing_referent(
+                    sql.SQL("({} ->> {})::{}").format(
+                        self.jsonb, literal(self.key), type_clause(type_text)
+                    ),
+                    ref_table,
+                    ref_key,
+                    ref_schema,
+                ),
+            ),
+            "restore the referenced rows or remove those keys first",
+        )
+
+    def _mark(self, alias: str) -> Sql:
+        """Stash rows ``alias`` that are "was NULL" marks of this slot's JSONB column."""
+        return entry(WAS_NULL, self.table, self.jsonb_column, alias)
+
+    def _stashed_key(self, alias: str) -> Sql:
+        """Stash rows ``alias`` naming a key stashed into this slot's JSONB column."""
+        return entry(STASHED_KEY, self.table, self.jsonb_column, alias)
+
+    def mark_null_jsonb(self, row_filter: Sql | None = None) -> Sql:
+        """Remember the rows whose JSONB is NULL and is about to receive the key.
+
+        Run after ``forget_marks_if_nothing_stashed`` and ``forget_stale_marks``: a row
+        whose JSONB is NULL then has no mark, so none is recorded twice.
+        """
+        return sql.SQL(
+            "INSERT INTO {stash} (kind, table_name, column_name, row_key)"
+            " SELECT {kind}, {table}, {jcol}, {row_key} FROM {source}"
+            " WHERE {v} IS NOT NULL AND {j} IS NULL{f}"
+        ).format(
+            stash=stash_ref(self.schema),
+            kind=literal(WAS_NULL),
+            table=literal(self.table),
+            jcol=literal(self.jsonb_column),
+            row_key=row_key_json("t", self.key_columns),
+            source=self.source,
+            v=self.value,
+            j=self.jsonb,
+            f=self._and(row_filter),
+        )
+
+    def register_key(self) -> Sql:
+        """Record that ``key`` of the JSONB holds stashed values (until the restore)."""
+        return sql.SQL(
+            "INSERT INTO {stash} (kind, table_name, column_name, row_key, payload)"
+            " VALUES ({kind}, {table}, {jcol}, '[]'::jsonb,"
+            " jsonb_build_object('key', {k}, 'column', {column}))"
+        ).format(
+            stash=stash_ref(self.schema),
+            kind=literal(STASHED_KEY),
+            table=literal(self.table),
+            jcol=literal(self.jsonb_column),
+            k=literal(self.key),
+            column=literal(self.column),
+        )
+
+    def unregister_key(self) -> Sql:
+        """Forget that ``key`` holds stashed values (the JSONB's keys are unique: the key,
+        not the column, which a reverse may give another name, identifies the slot)."""
+        return sql.SQL("DELETE FROM {} AS r WHERE {} AND r.payload ->> 'key' = {}").format(
+            stash_ref(self.schema), self._stashed_key("r"), literal(self.key)
+        )
+
+    def _keys_left(self) -> Sql:
+        return sql.SQL("SELECT FROM {} AS r WHERE {}").format(
+            stash_ref(self.schema), self._stashed_key("r")
+        )
+
+    def forget_marks_if_nothing_stashed(self) -> Sql:
+        """Delete every mark of this JSONB column once no key of it is stashed any more
+        (the last restore), without looking at the table."""
+        return sql.SQL("DELETE FROM {} AS m WHERE {} AND NOT EXISTS ({})").format(
+            stash_ref(self.schema), self._mark("m"), self._keys_left()
+        )
+
+    def forget_stale_marks(self) -> Sql:
+        """Delete the marks of rows that hold no stashed key of this JSONB any more.
+
+        A mark is needed while its row holds a key some restore will remove. After that
+        restore the row is NULL again, or the application wrote other keys and the object
+        stays; either way the mark must not apply to a key stashed later, so a stash runs
+        this before it marks and writes (restores leave such marks to the last restore,
+        which drops them all: see ``forget_marks_if_nothing_stashed``). One anti-join with
+        the table: run it without nested loops (see ``nested_loops_off``).
+        """
+        stash = stash_ref(self.schema)
+        # The uncorrelated EXISTS is a one-time filter: no table scan when no key is left.
+        return sql.SQL(
+            "DELETE FROM {stash} AS m WHERE {mark} AND EXISTS ({keys_left})"
+            " AND NOT EXISTS (SELECT FROM {source} WHERE {row_key} = m.row_key"
+            " AND jsonb_typeof({j}) = 'object'"
+            " AND {j} ?| ARRAY(SELECT r.payload ->> 'key' FROM {stash} AS r WHERE {stashed}))"
+        ).format(
+            stash=stash,
+            mark=self._mark("m"),
+            keys_left=self._keys_left(),
+            source=self.source,
+            row_key=row_key_json("t", self.key_columns),
+            j=self.jsonb,
+            stashed=self._stashed_key("r"),
+        )
+
+    def write_values(self, row_filter: Sql | None = None) -> Sql:
+        """Put each non-NULL value into the JSONB under the key (``to_jsonb`` keeps its text)."""
+        return sql.SQL(
+            "UPDATE {source} SET {jcol} = COALESCE({j}, '{{}}'::jsonb)"
+            " || jsonb_build_object({k}, to_jsonb({v})) WHERE {v} IS NOT NULL{f}"
+        ).format(
+            source=self.source,
+            jcol=ident(self.jsonb_column),
+            j=self.jsonb,
+            k=literal(self.key),
+            v=self.value,
+            f=self._and(row_filter),
+        )
+
+    def decoded(self, type_text: str) -> Sql:
+        """The stashed value cast back to ``type_text`` (the column must exist again).
+
+        Scalars go through their text form, which ``to_jsonb`` wrote exactly (uuid,
+        timestamps with their offset, numeric with its scale...). Arrays and composites go
+        through ``jsonb_populate_record`` on the table's own row type, JSON types as is.
+        """
+        raw = sql.SQL("({} -> {})").format(self.jsonb, literal(self.key))
+        type_ = type_clause(type_text)
+        if is_json_type(type_text):
+            return sql.SQL("{}::{}").format(raw, type_)
+        return sql.SQL(
+            "CASE WHEN jsonb_typeof({raw}) IN ('object', 'array') THEN"
+            " (jsonb_populate_record(NULL::{ref}, jsonb_build_object({col}, {raw}))).{c}"
+            " ELSE ({j} ->> {k})::{type} END"
+        ).format(
+            raw=raw,
+            ref=self.ref,
+            col=literal(self.column),
+            c=ident(self.column),
+            j=self.jsonb,
+            k=literal(self.key),
+            type=type_,
+        )
+
+    def _restored(self, type_text: str, keep_existing: bool) -> Sql:
+        value = self.decoded(type_text)
+        if keep_existing:
+            value = sql.SQL("COALESCE({}, {})").format(self.value, value)
+        return value
+
+    def restore_null_jsonb(self, type_text: str, *, keep_existing: bool = False) -> Sql:
+        """Restore the value of marked rows that the key's removal leaves exactly ``{}``,
+        and give their JSONB back its SQL NULL (run before ``restore_values``, without
+        nested loops: see ``nested_loops_off``).
+
+        Exactly ``{}`` means no other stashed key is left (the restore of that key will
+        decide) and the application has added none since (the object stays): which
+        column's restore gives the NULL back does not depend on the order of restores.
+        The mark of a row holding the key is current: the stash that wrote the key first
+        forgot the stale ones (``forget_stale_marks``).
+        """
+        return sql.SQL(
+            "UPDATE {source} SET {col} = {value}, {jcol} = NULL FROM {stash} AS s"
+            " WHERE {mark} AND s.row_key = {row_key} AND {holds}"
+            # the key alone: it leaves {} (and no error on a scalar, whatever the order)
+            " AND {j} = jsonb_build_object({k}, {j} -> {k})"
+        ).format(
+            source=self.source,
+            col=ident(self.column),
+            value=self._restored(type_text, keep_existing),
+            jcol=ident(self.jsonb_column),
+            stash=stash_ref(self.schema),
+            mark=self._mark("s"),
+            row_key=row_key_json("t", self.key_columns),
+            holds=self.holds_key,
+            j=self.jsonb,
+            k=literal(self.key),
+        )
+
+    def restore_values(self, type_text: str, *, keep_existing: bool = False) -> Sql:
+        """Move the stashed values back into the column and remove the key.
+
+        ``keep_existing``: a value the column already holds wins over the stashed one.
+        """
+        return sql.SQL("UPDATE {} SET {} = {}, {} = {} - {} WHERE {}").format(
+            self.source,
+            ident(self.column),
+            self._restored(type_text, keep_existing),
+            ident(self.jsonb_column),
+            self.jsonb,
+            literal(self.key),
+            self.holds_key,
+        )
+
+    def pending_count(self) -> Sql:
+        """How many rows hold a stashed value their (re-added) column does not have yet."""
+        return sql.SQL("SELECT count(*) FROM {} WHERE {} AND {} IS NULL").format(
+            self.source, self.holds_key, self.value
+        )
+
+    def overridden_count(self, type_text: str) -> Sql:
+        """How many rows hold a stashed value other than the one their column already got."""
+        return sql.SQL(
+            "SELECT count(*) FROM {} WHERE {} AND {v} IS NOT NULL AND {v} IS DISTINCT FROM {d}"
+        ).format(self.source, self.holds_key, v=self.value, d=self.decoded(type_text))
