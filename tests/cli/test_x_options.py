@@ -95,10 +95,10 @@ def test_downgrade_refuses_then_keep_null_proceeds(unlinked: tuple[Unlinked, Con
     rows = [line.split() for line in preview.out.splitlines()]
     collapsed = {row[0]: row[5] for row in rows if row[1:2] == ["collapse_junction_to_fk"]}
     assert collapsed == {
-        "target_goal_links": str(SEEDED_TARGETS - 1),
-        "target_sprint_links": str(SEEDED_TARGETS),
+        "target_goal_links.goal_id": str(SEEDED_TARGETS - 1),
+        "target_sprint_links.sprint_id": str(SEEDED_TARGETS),
     }
-    assert "note: target_goal_links (collapse_junction_to_fk): 1 row(s)" in preview.out
+    assert "note: target_goal_links.goal_id (collapse_junction_to_fk): 1 row(s)" in preview.out
     assert "targets.goal_id left nullable (on_missing='keep_null')" in preview.out
     assert preview.out.strip().endswith(f"verdict: ok: would reach {BEFORE} and lose nothing")
     _assert_unchanged(conn, before)
