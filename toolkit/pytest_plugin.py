@@ -21,6 +21,11 @@ nothing lost) is collected when enabled in the ini file (or with ``--lossless-ro
 A failure lists each failed revision in a titled section: table, column, row counts and
 sample keys.
 
+The built-in lint test (``lossless lint`` on the project's revisions: squawk's findings on
+each revision's offline SQL) is collected with ``lossless_lint = true`` (or
+``--lossless-lint``); rules are excluded as for the command (``[tool.lossless]
+lint-exclude``, the alembic.ini ``[lossless]`` section).
+
 If no server can be had, the run stops once with one clear message: tests never skip for
 lack of a database.
 """
@@ -46,6 +51,7 @@ if TYPE_CHECKING:
 
 ENV_TEST_URL = "LOSSLESS_TEST_URL"
 ROUNDTRIP_TEST_NAME = "lossless_roundtrip"
+LINT_TEST_NAME = "lossless_lint"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -66,6 +72,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type="bool",
         default=False,
         help="collect the built-in round-trip test of the project's Alembic revisions",
+    )
+    group.addoption(
+        "--lossless-lint",
+        action="store_true",
+        default=False,
+        help="collect the built-in lint test (squawk) of the project's Alembic revisions",
+    )
+    parser.addini(
+        "lossless_lint",
+        type="bool",
+        default=False,
+        help="collect the built-in lint test (squawk) of the project's Alembic revisions",
     )
     parser.addini(
         "lossless_alembic_ini",
@@ -176,14 +194,32 @@ def lossless_roundtrip_test(
         pytest.fail(report.render_failures(), pytrace=False)
 
 
+def lossless_lint_test(pytestconfig: pytest.Config, request: pytest.FixtureRequest) -> None:
+    """squawk finds nothing in the offline SQL of any of the project's revisions."""
+    from toolkit.cli.review import render_lint
+    from toolkit.commands import RunSettings
+    from toolkit.commands.lint import lint
+
+    path = Path(str(pytestconfig.getini("lossless_alembic_ini")))
+    if not path.is_absolute():
+        path = pytestconfig.rootpath / path
+    report = lint(RunSettings(config=str(path)), ":heads")
+    request.node.add_report_section("call", "lossless lint", render_lint(report))
+    if not report.ok:
+        pytest.fail(render_lint(report), pytrace=False)
+
+
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    """Append the built-in round-trip test when the ini file or the command line asks."""
-    if not (config.getoption("--lossless-roundtrip") or config.getini("lossless_roundtrip")):
-        return
-    items.append(
-        pytest.Function.from_parent(
-            session, name=ROUNDTRIP_TEST_NAME, callobj=lossless_roundtrip_test
+    """Append the built-in tests the ini file or the command line asks for."""
+    if config.getoption("--lossless-roundtrip") or config.getini("lossless_roundtrip"):
+        items.append(
+            pytest.Function.from_parent(
+                session, name=ROUNDTRIP_TEST_NAME, callobj=lossless_roundtrip_test
+            )
         )
-    )
+    if config.getoption("--lossless-lint") or config.getini("lossless_lint"):
+        items.append(
+            pytest.Function.from_parent(session, name=LINT_TEST_NAME, callobj=lossless_lint_test)
+        )

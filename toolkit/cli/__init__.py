@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from toolkit.cli import migration, proofs
+from toolkit.cli import migration, proofs, review
 from toolkit.cli.app import cli, main
 
 # In the order of a DBA's session: look, preview, act, prove.
@@ -14,6 +14,7 @@ for _command in (
     migration.history,
     migration.current,
     migration.sql,
+    review.lint,
     migration.preflight,
     migration.upgrade,
     migration.downgrade,

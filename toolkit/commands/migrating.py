@@ -22,6 +22,7 @@ from toolkit.commands.server import (
     open_server,
     session_url,
     silent,
+    timeouts_sql,
 )
 from toolkit.commands.settings import RunSettings, Target, resolve_target
 from toolkit.commands.watch import Step, TimedResult, Timeline, watching
@@ -243,11 +244,14 @@ def offline_sql(
     x: Mapping[str, str] | None = None,
     progress: Progress = silent,
 ) -> str:
-    """The SQL of ``FROM:TO`` for review, rendered without a database (with ``-x`` ``x``)."""
+    """The SQL of ``FROM:TO`` for review, rendered without a database (with ``-x`` ``x``).
+
+    It starts with the run's ``lock_timeout`` and ``statement_timeout``, as the real run has.
+    """
     project = resolve_target(settings).project
     options = dict(x or {})
     warn_unread(project, options, progress)
-    return migrate.offline_sql(project, span, x=options)
+    return timeouts_sql(settings) + migrate.offline_sql(project, span, x=options)
 
 
 def scenario_labels(target: Target) -> dict[str, str]:

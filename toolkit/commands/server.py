@@ -61,6 +61,14 @@ def session_url(url: str, settings: RunSettings, *, purpose: str) -> str:
     return parsed.update_query_dict(query).render_as_string(hide_password=False)
 
 
+def timeouts_sql(settings: RunSettings) -> str:
+    """The ``SET`` statements a reviewed script starts with: the run's own timeouts."""
+    return (
+        f"SET lock_timeout = '{_milliseconds(settings.lock_timeout_s)}ms';\n"
+        f"SET statement_timeout = '{_milliseconds(settings.statement_timeout_s)}ms';\n\n"
+    )
+
+
 def _milliseconds(seconds: float) -> int:
     return round(seconds * 1000)
 
