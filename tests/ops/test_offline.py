@@ -80,8 +80,12 @@ def to_parent(op: Any) -> None:
 
 
 def statements(script: str) -> list[str]:
-    """The script's statements, first line of each, in order."""
-    return [s.strip().splitlines()[0] for s in script.split(";\n\n") if s.strip()]
+    """The script's statements, first line of each (after any comment line), in order."""
+    return [
+        next(line for line in s.strip().splitlines() if not line.startswith("--"))
+        for s in script.split(";\n\n")
+        if s.strip()
+    ]
 
 
 def run_script(conn: Connection, fn: Callable[[Operations], Any]) -> None:
