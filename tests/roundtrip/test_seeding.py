@@ -9,7 +9,7 @@ from sqlalchemy.pool import NullPool
 from toolkit.postgres import Server, scratch_database
 from toolkit.postgres.url import sqlalchemy_url
 from toolkit.seeding import seed_database
-from toolkit.verify import take_snapshot
+from toolkit.verify import capture_rows, take_snapshot
 
 SCHEMA = """
 CREATE TYPE mood AS ENUM ('happy', 'sad', 'meh');
@@ -185,3 +185,19 @@ def test_identifiers_that_need_quoting(conn: Connection) -> None:
         ' (SELECT 1 FROM "Parent Table" p WHERE p."Key" = c."Parent")',
     )
     assert orphans == 0
+
+
+def test_the_toolkits_own_tables_are_not_user_data(conn: Connection) -> None:
+    conn.exec_driver_sql(
+        "CREATE TABLE lossless_stash (kind text NOT NULL, table_name text NOT NULL,"
+        " column_name text NOT NULL, row_key jsonb NOT NULL, payload jsonb);"
+        "CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY);"
+        "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL)"
+    )
+
+    report = seed_database(conn, rows=5, seed=0)
+
+    assert [(t.name, t.rows) for t in report.tables] == [("items", 5)]
+    assert scalar(conn, "SELECT count(*) FROM lossless_stash") == 0
+    assert take_snapshot(conn).table_names == ("items",)
+    assert [t.name for t in capture_rows(conn, "s0").tables] == ["items"]

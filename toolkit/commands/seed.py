@@ -29,8 +29,9 @@ from toolkit.commands.watch import watching
 from toolkit.errors import UsageError
 from toolkit.postgres.url import database_name
 from toolkit.seeding import seed_database
+from toolkit.verify import DEFAULT_EXCLUDED_TABLES
 
-_NOT_DATA = frozenset({"alembic_version"})
+_NOT_DATA = frozenset(DEFAULT_EXCLUDED_TABLES)
 
 #: ``write(conn, rows, seed)`` fills the database; returns notes worth showing.
 Writer = Callable[[Connection, int, int], tuple[str, ...]]

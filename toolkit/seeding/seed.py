@@ -19,11 +19,11 @@ from sqlalchemy.exc import DBAPIError
 
 from toolkit.seeding.reflect import ForeignKey, TableInfo, reflect_tables
 from toolkit.seeding.values import Unsupported, ValueContext, allowed_values, value_expression
+from toolkit.verify import DEFAULT_EXCLUDED_TABLES
 from toolkit.verify.compose import execute, table_ref
 
 #: Candidates generated per wanted row, so that check constraints can filter some out.
 CANDIDATES_PER_ROW = 4
-DEFAULT_EXCLUDED_TABLES = ("alembic_version",)
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from psycopg import sql
 from sqlalchemy import Connection, text
 
+from toolkit.sql.stash import STASH_TABLE
 from toolkit.verify.catalog import TableStructure, read_structure
 from toolkit.verify.compose import execute, row_hash, table_ref
 from toolkit.verify.model import Snapshot, TableSnapshot
 from toolkit.verify.session import canonical_settings
 
-DEFAULT_EXCLUDED_TABLES = ("alembic_version",)
+#: Tables that hold no user data: Alembic's version table and the toolkit's own stash.
+DEFAULT_EXCLUDED_TABLES = ("alembic_version", STASH_TABLE)
 
 
 def take_snapshot(
