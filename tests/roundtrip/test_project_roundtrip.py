@@ -92,7 +92,7 @@ def test_the_faithful_project_passes(faithful: RoundTripReport) -> None:
 def test_each_step_starts_from_seeded_rows(faithful: RoundTripReport, seeded: Query) -> None:
     notes = only_step(faithful, "0002_move_body").notes
     assert notes[0] == (
-        f"seeded {3 * ROWS} rows in 3 tables: authors {ROWS}, tags {ROWS}, notes {ROWS}"
+        f"seeded {3 * ROWS} rows in 3 tables: authors {ROWS}, notes {ROWS}, tags {ROWS}"
     )
     assert seeded("SELECT count(*) FROM notes") == ROWS
     later = only_step(faithful, "0006_tags_to_labels").notes[0]

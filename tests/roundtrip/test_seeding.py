@@ -201,3 +201,145 @@ def test_the_toolkits_own_tables_are_not_user_data(conn: Connection) -> None:
     assert scalar(conn, "SELECT count(*) FROM lossless_stash") == 0
     assert take_snapshot(conn).table_names == ("items",)
     assert [t.name for t in capture_rows(conn, "s0").tables] == ["items"]
+
+
+def test_a_cycle_closed_by_a_nullable_key_is_broken_there(conn: Connection) -> None:
+    # "accounts" sorts first but needs "users"; only users.main_account_id can wait.
+    conn.exec_driver_sql(
+        "CREATE TABLE users (id int PRIMARY KEY, main_account_id int);"
+        "CREATE TABLE accounts (id int PRIMARY KEY,"
+        " owner_id int NOT NULL REFERENCES users (id));"
+        "ALTER TABLE users ADD FOREIGN KEY (main_account_id) REFERENCES accounts (id);"
+    )
+
+    report = seed_database(conn, rows=12, seed=0)
+
+    assert [(t.name, t.rows, t.note) for t in report.tables] == [
+        ("users", 12, ""),
+        ("accounts", 12, ""),
+    ]
+    assert scalar(conn, "SELECT count(*) FROM users WHERE main_account_id IS NOT NULL") == 8
+
+
+def test_a_cycle_of_not_null_keys_is_named(conn: Connection) -> None:
+    conn.exec_driver_sql(
+        "CREATE TABLE a (id int PRIMARY KEY, b_id int NOT NULL);"
+        "CREATE TABLE b (id int PRIMARY KEY, a_id int NOT NULL REFERENCES a (id));"
+        "CREATE TABLE c (id int PRIMARY KEY, b_id int NOT NULL REFERENCES b (id));"
+        "ALTER TABLE a ADD FOREIGN KEY (b_id) REFERENCES b (id);"
+    )
+
+    report = seed_database(conn, rows=5, seed=0)
+
+    assert report.total == 0
+    assert dict(n.split(": ", 1) for n in report.notes) == {
+        "a": "NOT NULL foreign keys form a cycle (a -> b -> a); left empty",
+        "b": "NOT NULL foreign keys form a cycle (b -> a -> b); left empty",
+        "c": "NOT NULL foreign keys need rows in b, which stays empty; left empty",
+    }
+
+
+POLYMORPHIC = """
+CREATE TABLE cards (id int PRIMARY KEY, last4 text NOT NULL);
+CREATE TABLE banks (id int PRIMARY KEY, iban text NOT NULL);
+CREATE TABLE payments (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind text NOT NULL,
+    card_id int REFERENCES cards (id),
+    bank_id int REFERENCES banks (id),
+    amount int NOT NULL CHECK (amount >= 1000 AND amount < 5000),
+    CHECK ((kind = 'card') = (card_id IS NOT NULL)),
+    CHECK ((kind = 'bank') = (bank_id IS NOT NULL))
+);
+"""
+
+
+def test_polymorphic_checks_get_rows_in_every_branch(conn: Connection) -> None:
+    conn.exec_driver_sql(POLYMORPHIC)
+
+    report = seed_database(conn, rows=60, seed=0)
+
+    assert {t.name: t.rows for t in report.tables}["payments"] == 60, report.notes
+    branches = dict(
+        conn.exec_driver_sql(
+            "SELECT kind, count(*) FROM payments WHERE kind IN ('card', 'bank') GROUP BY kind"
+        ).all()
+    )
+    assert branches["card"] > 5 and branches["bank"] > 5, branches
+    assert scalar(conn, "SELECT count(*) FROM payments WHERE amount = 1000") > 0
+    assert scalar(conn, "SELECT min(amount) >= 1000 FROM payments") is True
+
+
+def test_literal_values_of_an_enum_like_check_and_the_polymorphic_one(conn: Connection) -> None:
+    conn.exec_driver_sql(
+        POLYMORPHIC.replace(
+            "kind text NOT NULL,", "kind text NOT NULL CHECK (kind IN ('card', 'bank')),"
+        )
+    )
+
+    seed_database(conn, rows=40, seed=3)
+
+    counts = conn.exec_driver_sql(
+        "SELECT count(*) FILTER (WHERE kind = 'card'), count(*) FILTER (WHERE kind = 'bank'),"
+        " count(*) FROM payments"
+    ).one()
+    assert counts[0] > 5 and counts[1] > 5 and counts[2] == 40, counts
+
+
+def test_a_table_with_only_a_serial_id_gets_rows_and_so_do_its_children(
+    conn: Connection,
+) -> None:
+    conn.exec_driver_sql(
+        "CREATE TABLE batches (id serial PRIMARY KEY);"
+        "CREATE TABLE jobs (id int PRIMARY KEY, batch_id int NOT NULL REFERENCES batches (id))"
+    )
+
+    report = seed_database(conn, rows=7, seed=0)
+
+    assert [(t.name, t.rows, t.note) for t in report.tables] == [
+        ("batches", 7, ""),
+        ("jobs", 7, ""),
+    ]
+    assert scalar(conn, "SELECT count(DISTINCT batch_id) FROM jobs") > 1
+
+
+def test_nullable_keys_are_null_and_set_in_every_combination(conn: Connection) -> None:
+    conn.exec_driver_sql(
+        "CREATE TABLE people (id int PRIMARY KEY);"
+        "CREATE TABLE tasks (id int PRIMARY KEY,"
+        " owner_id int REFERENCES people (id), reviewer_id int REFERENCES people (id),"
+        " team_id int REFERENCES people (id))"
+    )
+
+    seed_database(conn, rows=100, seed=0)
+
+    combinations = conn.exec_driver_sql(
+        "SELECT owner_id IS NULL, reviewer_id IS NULL, team_id IS NULL, count(*)"
+        " FROM tasks GROUP BY 1, 2, 3"
+    ).all()
+    assert len(combinations) == 8, combinations
+
+
+def test_values_repeat_outside_unique_keys(db: Connection) -> None:
+    seed_database(db, rows=30, seed=0)
+
+    # Rows 5, 10, ... repeat the row before them, parents included; keys stay unique.
+    repeated = scalar(
+        db,
+        "SELECT count(*) FROM (SELECT author_id, reviewer_id, status, rating, due, tags"
+        " FROM notes GROUP BY 1, 2, 3, 4, 5, 6 HAVING count(*) > 1) AS d",
+    )
+    assert isinstance(repeated, int) and repeated > 0
+    assert scalar(db, "SELECT count(*) - count(DISTINCT email) FROM authors") > 0
+    assert scalar(db, "SELECT count(*) - count(DISTINCT name) FROM authors") == 0
+
+
+def test_an_expression_unique_index_keeps_its_columns_distinct(conn: Connection) -> None:
+    conn.exec_driver_sql(
+        "CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL);"
+        "CREATE UNIQUE INDEX users_email_lower ON users (lower(email))"
+    )
+
+    report = seed_database(conn, rows=25, seed=0)
+
+    assert [(t.name, t.rows, t.note) for t in report.tables] == [("users", 25, "")]

@@ -22,6 +22,7 @@ import time
 from toolkit import migrate
 from toolkit.migrate import Project, RevisionInfo
 from toolkit.postgres.url import database_name
+from toolkit.roundtrip.hooks import When, hooks_for_step, run_hooks
 from toolkit.roundtrip.judge import judge
 from toolkit.roundtrip.report import RoundTripReport, StepReport
 from toolkit.roundtrip.scratch import Scratch, ScratchDatabases
@@ -32,7 +33,8 @@ from toolkit.roundtrip.steps import (
     run_migration,
     server_label,
 )
-from toolkit.seeding import seed_database
+from toolkit.seeding import empty_tables, seed_database, table_names
+from toolkit.verify import DEFAULT_EXCLUDED_TABLES
 
 STEP_PREFIX = "lossless_roundtrip"
 
@@ -126,18 +128,30 @@ class _ProjectRun:
                 self.notes.append(f"database {template!r} has applied every revision")
                 return steps
             seeding = self._seed(db)
+            seen = set(table_names(db.conn))
             blocked: str | None = None
+            failed_hook: str | None = None
             for info in pending:
                 if blocked is not None:
                     steps.append(_skipped(info, f"its ancestor {blocked} could not be upgraded"))
                     continue
                 if info.revision in self.settings.exclude_revisions:
                     steps.append(_skipped(info, "excluded by configuration"))
+                elif failed_hook is not None:
+                    steps.append(_error(info, time.perf_counter(), failed_hook, seeding))
                 else:
-                    steps.append(self._check(db, info, time.perf_counter(), seeding))
-                    seeding = []
+                    steps.append(self._data_then_check(db, info, seeding, "before"))
+                seeding, failed_hook = [], None
                 if run_migration("upgrade", self.project, db.url, info.revision).error:
                     blocked = info.revision
+                    continue
+                # Tables this revision created are seeded now: later steps can lose their rows.
+                new = set(table_names(db.conn)) - seen
+                seen |= new
+                seeding = self._seed(db, skip=seen - set(empty_tables(db.conn, new)))
+                after = [h for h in self.settings.data_hooks if h.when == "after"]
+                ran, failed_hook = run_hooks(hooks_for_step(after, "", [info.revision]), db.url)
+                seeding += ran
         return steps
 
     def _fresh_step(self, info: RevisionInfo, ladder: str | None) -> StepReport:
@@ -151,15 +165,38 @@ class _ProjectRun:
                     if reached.error is not None:
                         error = f"upgrade to parent {parent}: {reached.error}"
                         return _error(info, started, error)
-            return self._check(db, info, started, self._seed(db))
+            seeding = self._seed(db)
+            return self._data_then_check(db, info, seeding, "before", "after", started=started)
 
-    def _seed(self, db: Scratch) -> list[str]:
+    def _seed(self, db: Scratch, *, skip: set[str] | None = None) -> list[str]:
+        """Synthetic rows in every table (but those in ``skip``, e.g. seeded before)."""
         if self.rows <= 0:
-            return ["no synthetic rows (rows=0)"]
-        seeded = seed_database(db.conn, rows=self.rows, seed=self.seed)
+            return ["no synthetic rows (rows=0)"] if skip is None else []
+        excluded = (*DEFAULT_EXCLUDED_TABLES, *(skip or ()))
+        seeded = seed_database(db.conn, rows=self.rows, seed=self.seed, exclude_tables=excluded)
         if not seeded.tables:
-            return ["no table to seed"]
+            return ["no table to seed"] if skip is None else []
         return [f"seeded {seeded.summary()}", *seeded.notes]
+
+    def _data_then_check(
+        self,
+        db: Scratch,
+        info: RevisionInfo,
+        notes: list[str],
+        *moments: When,
+        started: float | None = None,
+    ) -> StepReport:
+        """Run the team's data hooks for this step (``moments``), then ``_check``."""
+        started = time.perf_counter() if started is None else started
+        hooks = [
+            h
+            for h in hooks_for_step(self.settings.data_hooks, info.revision, info.down_revision)
+            if h.when in moments
+        ]
+        ran, error = run_hooks(hooks, db.url)
+        if error is not None:
+            return _error(info, started, error, [*notes, *ran])
+        return self._check(db, info, started, [*notes, *ran])
 
     def _check(
         self, db: Scratch, info: RevisionInfo, started: float, notes: list[str]

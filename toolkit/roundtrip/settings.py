@@ -21,6 +21,21 @@ In ``alembic.ini``, one allowance per line, ``REVISION TABLE[.COLUMN]: REASON``:
         0005_drop_legacy_notes notes.legacy_code: retired in 2023, archived in the data lake
 
 Every allowance needs a reason: the report shows it next to the loss.
+
+Data hooks (``toolkit.roundtrip.hooks``) add a team's own rows where synthetic ones do not
+meet its invariants: a SQL file (path relative to the file declaring it) or a Python
+callable ``module:function`` (importable from that folder), run ``before`` or ``after`` a
+revision::
+
+    [[tool.lossless.data_hooks]]
+    revision = "0005_total_not_null"
+    when = "before"
+    sql = "migrations/data/orders_with_totals.sql"     # or: call = "testdata:orders"
+
+    [lossless]
+    data_hooks =
+        before 0005_total_not_null: migrations/data/orders_with_totals.sql
+        after 0002_move_body: testdata:bodies
 """
 
 from __future__ import annotations
@@ -35,8 +50,10 @@ from typing import Any
 
 from toolkit.errors import UsageError
 from toolkit.migrate import Project, resolve_revision
+from toolkit.roundtrip.hooks import DataHook, make_hook
 
 INI_SECTION = "lossless"
+_INI_HOOK = re.compile(r"^(?P<when>\S+)\s+(?P<rev>[^\s:]+)\s*:\s*(?P<target>\S+)$")
 _INI_ALLOWANCE = re.compile(
     r"^(?P<rev>\S+)\s+(?P<table>[^\s.:]+)(?:\.(?P<col>[^\s:]+))?\s*:\s*(?P<reason>.+)$"
 )
@@ -64,6 +81,7 @@ class RoundTripSettings:
 
     exclude_revisions: frozenset[str] = frozenset()
     allowed_losses: tuple[AllowedLoss, ...] = ()
+    data_hooks: tuple[DataHook, ...] = field(default=(), compare=False)
     sources: tuple[str, ...] = field(default=(), compare=False)
 
     def allowances(self, revision: str) -> tuple[AllowedLoss, ...]:
@@ -77,6 +95,7 @@ def load_settings(project: Project) -> RoundTripSettings:
         return RoundTripSettings()
     excluded: list[str] = []
     allowed: list[AllowedLoss] = []
+    hooks: list[DataHook] = []
     sources: list[str] = []
     pyproject = _nearest_pyproject(project.ini_path.parent)
     if pyproject is not None:
@@ -85,6 +104,7 @@ def load_settings(project: Project) -> RoundTripSettings:
             sources.append(f"{pyproject.name} [tool.lossless]")
             excluded += _string_list(table.get("exclude_revisions", []), pyproject.name)
             allowed += [_allowance_from_table(t, pyproject.name) for t in _tables(table)]
+            hooks += [_hook_from_table(t, pyproject, project) for t in _tables(table, "data_hooks")]
     ini = _read_ini(project.ini_path)
     if ini is not None:
         sources.append(f"{project.ini_path.name} [{INI_SECTION}]")
@@ -94,12 +114,18 @@ def load_settings(project: Project) -> RoundTripSettings:
             for line in ini.get("allowed_losses", "").splitlines()
             if line.strip()
         ]
+        hooks += [
+            _hook_from_line(line, project.ini_path, project)
+            for line in ini.get("data_hooks", "").splitlines()
+            if line.strip()
+        ]
     return RoundTripSettings(
         exclude_revisions=frozenset(resolve_revision(project, r) for r in excluded),
         allowed_losses=tuple(
             AllowedLoss(resolve_revision(project, a.revision), a.table, a.reason, a.column)
             for a in allowed
         ),
+        data_hooks=tuple(hooks),
         sources=tuple(sources),
     )
 
@@ -123,11 +149,44 @@ def _read_pyproject(path: Path) -> Mapping[str, Any]:
     return table
 
 
-def _tables(table: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
-    entries = table.get("allowed_losses", [])
+def _tables(table: Mapping[str, Any], key: str = "allowed_losses") -> Iterable[Mapping[str, Any]]:
+    entries = table.get(key, [])
     if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
-        raise UsageError("[tool.lossless] allowed_losses must be an array of tables")
+        raise UsageError(f"[tool.lossless] {key} must be an array of tables")
     return entries
+
+
+def _hook_from_table(entry: Mapping[str, Any], path: Path, project: Project) -> DataHook:
+    source = f"{path.name} [tool.lossless]"
+    targets = [k for k in ("sql", "call") if entry.get(k)]
+    missing = [k for k in ("revision", "when") if not entry.get(k)]
+    if missing or len(targets) != 1:
+        needs = [*missing, *([] if len(targets) == 1 else ["exactly one of sql, call"])]
+        raise UsageError(f"{source}: a data hook needs {', '.join(needs)}: {dict(entry)}")
+    return make_hook(
+        resolve_revision(project, str(entry["revision"])),
+        str(entry["when"]),
+        str(entry[targets[0]]),
+        base=path.parent,
+        source=source,
+    )
+
+
+def _hook_from_line(line: str, path: Path, project: Project) -> DataHook:
+    source = f"{path.name} [{INI_SECTION}]"
+    match = _INI_HOOK.match(line.strip())
+    if match is None:
+        raise UsageError(
+            f"{source}: data hook {line.strip()!r} is not 'before|after REVISION: FILE.sql' "
+            "or 'before|after REVISION: module:function'"
+        )
+    return make_hook(
+        resolve_revision(project, match["rev"]),
+        match["when"],
+        match["target"],
+        base=path.parent,
+        source=source,
+    )
 
 
 def _string_list(value: object, source: str) -> list[str]:

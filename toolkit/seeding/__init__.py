@@ -6,6 +6,14 @@ needs no knowledge of the schema beyond what the catalogs say.
 
 from __future__ import annotations
 
+from toolkit.seeding.reflect import empty_tables, table_names
 from toolkit.seeding.seed import SeededTable, SeedReport, insertion_order, seed_database
 
-__all__ = ["SeedReport", "SeededTable", "insertion_order", "seed_database"]
+__all__ = [
+    "SeedReport",
+    "SeededTable",
+    "empty_tables",
+    "insertion_order",
+    "seed_database",
+    "table_names",
+]

@@ -7,9 +7,13 @@ fills the column itself), unique column sets, foreign keys and check constraints
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from psycopg import sql
 from sqlalchemy import Connection, text
+
+from toolkit.verify.compose import execute, table_ref
 
 _COLUMNS = text(
     """
@@ -55,16 +59,23 @@ _CONSTRAINTS = text(
     """
 )
 
-# Unique indexes that are not constraints (e.g. created with CREATE UNIQUE INDEX).
+# Unique indexes that are not constraints (e.g. created with CREATE UNIQUE INDEX), with the
+# columns they read: keys, and those an expression or a predicate uses (``lower(name)``).
 _UNIQUE_INDEXES = text(
     """
     SELECT c.relname,
-           ARRAY(SELECT a.attname FROM unnest(i.indkey::int2[]) AS k(n)
-                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n)
+           ARRAY(SELECT a.attname FROM pg_attribute a
+                 WHERE a.attrelid = i.indrelid AND a.attnum > 0
+                   AND (a.attnum = ANY (i.indkey::int2[])
+                        OR EXISTS (SELECT FROM pg_depend d
+                                   WHERE d.classid = 'pg_class'::regclass
+                                     AND d.objid = i.indexrelid
+                                     AND d.refobjid = i.indrelid AND d.refobjsubid = a.attnum))
+                 ORDER BY a.attnum)
     FROM pg_index i
     JOIN pg_class c ON c.oid = i.indrelid
     JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE n.nspname = :schema AND i.indisunique AND NOT 0 = ANY (i.indkey::int2[])
+    WHERE n.nspname = :schema AND i.indisunique
       AND NOT EXISTS (SELECT 1 FROM pg_constraint x WHERE x.conindid = i.indexrelid)
     """
 )
@@ -175,3 +186,24 @@ def reflect_tables(conn: Connection, schema: str) -> dict[str, TableInfo]:
         )
         for table, cols in columns.items()
     }
+
+
+def table_names(conn: Connection, schema: str = "public") -> list[str]:
+    """The tables of ``schema`` (partitions left out), sorted."""
+    query = text(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = :schema AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
+        " ORDER BY 1"
+    )
+    return list(conn.execute(query, {"schema": schema}).scalars())
+
+
+def empty_tables(conn: Connection, names: Iterable[str], schema: str = "public") -> list[str]:
+    """Those of ``names`` that hold no row."""
+    return [
+        name
+        for name in sorted(names)
+        if not execute(
+            conn, sql.SQL("SELECT EXISTS (SELECT FROM {})").format(table_ref(schema, name))
+        ).scalar_one()
+    ]

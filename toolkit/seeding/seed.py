@@ -18,12 +18,23 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from toolkit.seeding.reflect import ForeignKey, TableInfo, reflect_tables
-from toolkit.seeding.values import Unsupported, ValueContext, allowed_values, value_expression
+from toolkit.seeding.values import (
+    REPEATED_G,
+    Unsupported,
+    ValueContext,
+    allowed_values,
+    check_literals,
+    value_expression,
+)
 from toolkit.verify import DEFAULT_EXCLUDED_TABLES
 from toolkit.verify.compose import execute, table_ref
 
 #: Candidates generated per wanted row, so that check constraints can filter some out.
 CANDIDATES_PER_ROW = 4
+#: More candidates for a table with check constraints: they may reject most combinations.
+CHECKED_FACTOR = 8
+#: Nullable foreign keys of a table whose NULLs fall on independent base-3 digits of ``g``.
+NULL_DIGITS = 5
 
 
 @dataclass(frozen=True)
@@ -102,37 +113,83 @@ def insertion_order(
 ) -> tuple[list[str], dict[str, list[ForeignKey]], dict[str, str]]:
     """Parents first. Returns the order, the FKs to fill afterwards, the tables left empty.
 
-    A foreign key closing a cycle is deferred when its columns are nullable; a table whose
-    cycle can only be closed through NOT NULL columns is left empty, with the reason.
+    Only NOT NULL foreign keys constrain the order; among the tables they allow, those
+    whose nullable foreign keys point at tables already filled come first. A nullable
+    foreign key to a table filled later (a cycle, or the table itself) is filled by an
+    ``UPDATE`` afterwards. Tables on a cycle of NOT NULL foreign keys, and those needing
+    them, are left empty, with the reason.
     """
+    required = {
+        name: {fk.ref_table for fk in table.foreign_keys if _required(table, fk)} & set(tables)
+        for name, table in tables.items()
+    }
     order: list[str] = []
-    deferred: dict[str, list[ForeignKey]] = {}
-    blocked: dict[str, str] = {}
-    pending = dict(sorted(tables.items()))
+    placed: set[str] = set()
+    pending = sorted(tables)
     while pending:
-        ready = [n for n, t in pending.items() if not _waits_on(t, pending)]
+        ready = [n for n in pending if required[n] - {n} <= placed]
         if not ready:
-            name, table = next(iter(pending.items()))
-            cyclic = [fk for fk in table.foreign_keys if fk.ref_table in pending]
-            if all(not table.column(c).not_null for fk in cyclic for c in fk.columns):
-                deferred[name] = cyclic
-            else:
-                blocked[name] = "NOT NULL foreign keys form a cycle; left empty"
-            ready = [name]
-        for name in ready:
-            table = pending.pop(name)
-            own = [fk for fk in table.foreign_keys if fk.ref_table == name]
-            nullable = all(not table.column(c).not_null for fk in own for c in fk.columns)
-            if own and nullable:
-                deferred.setdefault(name, []).extend(own)
-            elif own and name not in blocked:
-                blocked[name] = "NOT NULL foreign key to itself; left empty"
-            order.append(name)
-    return order, deferred, blocked
+            break
+        settled = [n for n in ready if _parents(tables[n]) - {n} <= placed | _outside(tables)]
+        name = (settled or ready)[0]
+        pending.remove(name)
+        order.append(name)
+        placed.add(name)
+    blocked = {name: _why_empty(name, required, set(pending)) for name in pending}
+    for name in order:
+        if name in required[name]:
+            blocked[name] = "NOT NULL foreign key to itself; left empty"
+    position = {name: n for n, name in enumerate(order)}
+    deferred: dict[str, list[ForeignKey]] = {}
+    for name in order:
+        later = [
+            fk
+            for fk in tables[name].foreign_keys
+            if fk.ref_table in position
+            and position[fk.ref_table] >= position[name]
+            and not _required(tables[name], fk)
+        ]
+        if later:
+            deferred[name] = later
+    return order + pending, deferred, blocked
 
 
-def _waits_on(table: TableInfo, pending: dict[str, TableInfo]) -> bool:
-    return any(fk.ref_table in pending and fk.ref_table != table.name for fk in table.foreign_keys)
+def _required(table: TableInfo, fk: ForeignKey) -> bool:
+    return any(table.column(c).not_null for c in fk.columns)
+
+
+def _parents(table: TableInfo) -> set[str]:
+    return {fk.ref_table for fk in table.foreign_keys}
+
+
+def _outside(tables: dict[str, TableInfo]) -> set[str]:
+    return {fk.ref_table for t in tables.values() for fk in t.foreign_keys} - set(tables)
+
+
+def _why_empty(name: str, required: dict[str, set[str]], pending: set[str]) -> str:
+    """Name the cycle of NOT NULL foreign keys ``name`` is on, or the table it waits for."""
+    path = _cycle(name, required, pending)
+    if path:
+        return f"NOT NULL foreign keys form a cycle ({' -> '.join(path)}); left empty"
+    waits = ", ".join(sorted(required[name] & pending))
+    return f"NOT NULL foreign keys need rows in {waits}, which stays empty; left empty"
+
+
+def _cycle(start: str, required: dict[str, set[str]], pending: set[str]) -> list[str]:
+    """The shortest path of NOT NULL foreign keys from ``start`` back to it, if any."""
+    paths = [[start]]
+    seen = {start}
+    while paths:
+        extended = []
+        for path in paths:
+            for parent in sorted(required[path[-1]] & pending):
+                if parent == start:
+                    return [*path, start]
+                if parent not in seen:
+                    seen.add(parent)
+                    extended.append([*path, parent])
+        paths = extended
+    return []
 
 
 def _insert(
@@ -157,6 +214,7 @@ def _insert(
             seed=seed,
             distinct=column.name in distinct,
             allowed=allowed_values(column.name, table.checks),
+            literals=check_literals(column.name, table.checks),
         )
         try:
             targets.append(value_expression(column, ctx))
@@ -169,7 +227,28 @@ def _insert(
     targets += fk_targets
     names += fk_names
     if not names:
-        return SeededTable(table.name, 0, "no column to fill")
+        # Nothing to write but what the database fills itself (a serial id, defaults).
+        statement: sql.Composable = sql.SQL(
+            "INSERT INTO {} SELECT FROM generate_series(1, {})"
+        ).format(table_ref(schema, table.name), sql.Literal(rows))
+    else:
+        statement = _insert_select(schema, table, names, targets, joins, rows)
+    inserted, error = _attempt(conn, statement)
+    if error is not None:
+        return SeededTable(table.name, 0, f"insert failed: {error}")
+    note = "" if inserted >= rows else f"{inserted} of {rows} rows (constraints rejected the rest)"
+    return SeededTable(table.name, inserted, note)
+
+
+def _insert_select(
+    schema: str,
+    table: TableInfo,
+    names: list[str],
+    targets: list[sql.Composable],
+    joins: list[sql.Composable],
+    rows: int,
+) -> sql.Composable:
+    """``INSERT ... SELECT`` of the first ``rows`` candidates every check accepts."""
     checks = [
         sql.SQL("({}) IS NOT FALSE").format(sql.SQL(check.expression))
         for check in table.checks
@@ -180,6 +259,7 @@ def _insert(
     while order_name in names:
         order_name += "_"
     order = sql.Identifier(order_name)
+    per_row = CANDIDATES_PER_ROW * (CHECKED_FACTOR if checks else 1)
     candidates = sql.SQL(
         "SELECT g AS {order}, {values} FROM generate_series(1::bigint, {count}) AS s(g) {joins}"
     ).format(
@@ -188,10 +268,10 @@ def _insert(
             sql.SQL("{} AS {}").format(v, sql.Identifier(n))
             for v, n in zip(targets, names, strict=True)
         ),
-        count=sql.Literal(rows * CANDIDATES_PER_ROW),
+        count=sql.Literal(rows * per_row),
         joins=sql.SQL(" ").join(joins),
     )
-    statement = sql.SQL(
+    return sql.SQL(
         "INSERT INTO {table} ({columns}) SELECT {columns} FROM ({candidates}) AS c"
         " WHERE {checks} ORDER BY {order} LIMIT {rows} ON CONFLICT DO NOTHING"
     ).format(
@@ -202,11 +282,6 @@ def _insert(
         checks=sql.SQL(" AND ").join(checks) if checks else sql.SQL("true"),
         rows=sql.Literal(rows),
     )
-    inserted, error = _attempt(conn, statement)
-    if error is not None:
-        return SeededTable(table.name, 0, f"insert failed: {error}")
-    note = "" if inserted >= rows else f"{inserted} of {rows} rows (constraints rejected the rest)"
-    return SeededTable(table.name, inserted, note)
 
 
 def _foreign_key_joins(
@@ -217,37 +292,51 @@ def _foreign_key_joins(
     names: list[str] = []
     unique_columns = {c for unique in table.unique_sets for c in unique}
     walked = False
+    nullable_seen = 0
     for n, fk in enumerate(table.foreign_keys):
         if set(fk.columns) & null_columns or any(c in names for c in fk.columns):
             continue
         alias = f"f{n}"
-        nullable = not any(table.column(c).not_null for c in fk.columns)
+        nullable = not _required(table, fk)
+        unique = set(fk.columns) <= unique_columns
         # The first FK that is (part of) a unique key walks the parents in order, so that
-        # one-to-one children do not collide; other FKs pick parents pseudo-randomly.
-        walk = not walked and set(fk.columns) <= unique_columns
+        # one-to-one children do not collide; other FKs pick parents pseudo-randomly, the
+        # same parent for a row that repeats the one before it.
+        walk = not walked and unique
         walked = walked or walk
         step = 1 if walk else 104729 + n * 7919
         joins.append(
             sql.SQL(
                 "{kind} ({parents}) AS {alias}"
-                " ON {alias}.rn = 1 + ((g * {step} + {offset}) % {alias}.cnt)"
+                " ON {alias}.rn = 1 + (({g} * {step} + {offset}) % {alias}.cnt)"
             ).format(
                 kind=sql.SQL("LEFT JOIN" if nullable else "JOIN"),
                 parents=_numbered_parents(fk),
                 alias=sql.Identifier(alias),
+                g=sql.SQL("g") if unique else REPEATED_G,
                 step=sql.Literal(step),
                 offset=sql.Literal(seed * 31 + n),
             )
         )
+        null_when = _null_when(nullable_seen) if nullable else None
+        nullable_seen += nullable
         for i, column in enumerate(fk.columns):
             value: sql.Composable = sql.Identifier(alias, f"v{i}")
-            if nullable:
-                value = sql.SQL("CASE WHEN (g + {}) % 5 = 0 THEN NULL ELSE {} END").format(
-                    sql.Literal(n), value
-                )
+            if null_when is not None:
+                value = sql.SQL("CASE WHEN {} THEN NULL ELSE {} END").format(null_when, value)
             values.append(value)
             names.append(column)
     return joins, values, names
+
+
+def _null_when(n: int) -> sql.Composable:
+    """When the ``n``-th nullable foreign key of a table is NULL: one row in three, on a
+    base-3 digit of the row number of its own, so that NULL and non-NULL meet in every
+    combination across the table's nullable foreign keys (one both NULL, one neither...)."""
+    digit, value = n % NULL_DIGITS, (n // NULL_DIGITS) % 3
+    return sql.SQL("({} / {}) % 3 = {}").format(
+        REPEATED_G, sql.Literal(3**digit), sql.Literal(value)
+    )
 
 
 def _numbered_parents(fk: ForeignKey) -> sql.Composed:
@@ -270,28 +359,55 @@ def _numbered_parents(fk: ForeignKey) -> sql.Composed:
 def _fill_deferred(
     conn: Connection, schema: str, table: TableInfo, fk: ForeignKey, seed: int
 ) -> str:
+    """Point two rows in three at parents; rows whose checks would then fail keep NULL."""
     order = (
         sql.SQL(", ").join(sql.Identifier("t", c) for c in table.key)
         if table.key
         else sql.SQL("t::text")
     )
+    unique = set(fk.columns) <= {c for u in table.unique_sets for c in u}
     statement = sql.SQL(
         "WITH c AS (SELECT t.ctid AS tid, row_number() OVER (ORDER BY {order}) AS rn"
         "           FROM {table} AS t),"
         " p AS ({parents})"
         " UPDATE {table} AS t SET ({columns}) = ROW({values})"
-        " FROM c JOIN p ON p.rn = 1 + ((c.rn * 7919 + {offset}) % p.cnt)"
-        " WHERE t.ctid = c.tid AND c.rn % 3 <> 0"
+        " FROM c JOIN p ON p.rn = 1 + ((c.rn * {step} + {offset}) % p.cnt)"
+        " WHERE t.ctid = c.tid AND c.rn % 3 <> 0 AND {checks}"
     ).format(
         order=order,
         table=table_ref(schema, table.name),
         parents=_numbered_parents(fk),
         columns=sql.SQL(", ").join(sql.Identifier(c) for c in fk.columns),
         values=sql.SQL(", ").join(sql.Identifier("p", f"v{i}") for i in range(len(fk.columns))),
-        offset=sql.Literal(seed),
+        step=sql.Literal(1 if unique else 7919),
+        offset=sql.Literal(0 if unique else seed),
+        checks=_checks_after_update(table, fk),
     )
     _, error = _attempt(conn, statement)
     return f"could not fill {fk.name}: {error}" if error else ""
+
+
+def _checks_after_update(table: TableInfo, fk: ForeignKey) -> sql.Composable:
+    """The checks reading ``fk``'s columns, evaluated on the row as the update leaves it."""
+    checks = [c for c in table.checks if set(c.columns) & set(fk.columns)]
+    if not checks:
+        return sql.SQL("true")
+    columns = sorted({c for check in checks for c in check.columns})
+    row = sql.SQL(", ").join(
+        sql.SQL("{} AS {}").format(
+            sql.Identifier("p", f"v{fk.columns.index(c)}")
+            if c in fk.columns
+            else sql.Identifier("t", c),
+            sql.Identifier(c),
+        )
+        for c in columns
+    )
+    return sql.SQL("EXISTS (SELECT FROM (SELECT {}) AS x WHERE {})").format(
+        row,
+        sql.SQL(" AND ").join(
+            sql.SQL("({}) IS NOT FALSE").format(sql.SQL(c.expression)) for c in checks
+        ),
+    )
 
 
 def _attempt(conn: Connection, statement: sql.Composable) -> tuple[int, str | None]:
