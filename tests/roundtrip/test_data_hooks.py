@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.roundtrip.test_project_roundtrip import only_step, write_project
+from tests.roundtrip.test_project_roundtrip import PROJECTS, only_step, write_project
 from toolkit.errors import UsageError
 from toolkit.migrate import Project
 from toolkit.postgres import Server
-from toolkit.roundtrip import load_settings, run_project_roundtrip
+from toolkit.roundtrip import RoundTripSettings, load_settings, run_project_roundtrip
 
 #: r2 makes ``a.b`` NOT NULL: synthetic rows (NULL now and then) make its upgrade fail;
 #: r3 deletes the rows whose ``b`` is 42, which only a team's data has.
@@ -209,3 +209,19 @@ def test_the_plugins_built_in_test_honours_hooks(
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*r3_purge*", "*2 vanished*"])
     assert not [line for line in result.stdout.lines if "ERROR" in line]
+
+
+def test_the_documented_sample_project_passes_thanks_to_its_hooks(
+    lossless_server: Server,
+) -> None:
+    sample = Project.from_ini(PROJECTS / "data_hooks" / "alembic.ini")
+
+    report = run_project_roundtrip(sample, lossless_server.url, rows=30)
+    bare = run_project_roundtrip(sample, lossless_server.url, rows=30, settings=RoundTripSettings())
+
+    assert report.ok, report.render()
+    assert only_step(report, "0002_due_required").notes[1:] == (
+        "data hook after 0001_initial: teamdata.notes:add",
+        "data hook before 0002_due_required: teamdata/fill_due.sql",
+    )
+    assert [s.status for s in bare.steps] == ["ok", "ERROR"]
