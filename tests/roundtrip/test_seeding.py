@@ -343,3 +343,17 @@ def test_an_expression_unique_index_keeps_its_columns_distinct(conn: Connection)
     report = seed_database(conn, rows=25, seed=0)
 
     assert [(t.name, t.rows, t.note) for t in report.tables] == [("users", 25, "")]
+
+
+def test_constants_that_do_not_fit_the_column_are_dropped_not_the_table(
+    conn: Connection,
+) -> None:
+    conn.exec_driver_sql(
+        "CREATE TYPE mood AS ENUM ('happy', 'sad');"
+        "CREATE TABLE moods (id int PRIMARY KEY, m mood NOT NULL CHECK ((m)::text <> 'angry'),"
+        " code varchar(2) NOT NULL CHECK (code <> 'toolong'))"
+    )
+
+    report = seed_database(conn, rows=8, seed=0)
+
+    assert [(t.name, t.rows, t.note) for t in report.tables] == [("moods", 8, "")]

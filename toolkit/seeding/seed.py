@@ -200,7 +200,10 @@ def _insert(
     rows: int,
     seed: int,
     null_columns: set[str],
+    literals: bool = True,
 ) -> SeededTable:
+    """One ``INSERT ... SELECT``; if the checks' constants do not fit the column (a cast or
+    a length fails), once more without them."""
     fk_columns = {c for fk in table.foreign_keys for c in fk.columns}
     distinct = {c for unique in table.unique_sets for c in unique} - fk_columns
     targets: list[sql.Composable] = []
@@ -214,7 +217,7 @@ def _insert(
             seed=seed,
             distinct=column.name in distinct,
             allowed=allowed_values(column.name, table.checks),
-            literals=check_literals(column.name, table.checks),
+            literals=check_literals(column.name, table.checks) if literals else (),
         )
         try:
             targets.append(value_expression(column, ctx))
@@ -234,6 +237,10 @@ def _insert(
     else:
         statement = _insert_select(schema, table, names, targets, joins, rows)
     inserted, error = _attempt(conn, statement)
+    if error is not None and literals and any(check_literals(n, table.checks) for n in names):
+        return _insert(
+            conn, schema, table, rows=rows, seed=seed, null_columns=null_columns, literals=False
+        )
     if error is not None:
         return SeededTable(table.name, 0, f"insert failed: {error}")
     note = "" if inserted >= rows else f"{inserted} of {rows} rows (constraints rejected the rest)"
