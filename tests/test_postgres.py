@@ -23,7 +23,7 @@ from toolkit.postgres.embedded import start_embedded
 from toolkit.postgres.url import mask_url, scrub, with_database
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -75,8 +75,8 @@ def test_embedded_default_starts_and_is_cleaned_up(monkeypatch: pytest.MonkeyPat
         assert row[0] is True
         data_dir = Path(str(row[1]))
         pid = int((data_dir / "postmaster.pid").read_text().splitlines()[0])
-        assert _pid_alive(pid)
-    assert not _pid_alive(pid), "embedded postgres still running after the context exited"
+        assert pid_alive(pid)
+    assert not pid_alive(pid), "embedded postgres still running after the context exited"
     assert not data_dir.exists()
     assert not data_dir.parent.exists(), "temporary directory left behind"
 

@@ -6,6 +6,7 @@ connection problems, 1 when data would be lost or a verification failed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 
@@ -28,6 +29,42 @@ class ProvisioningError(ToolkitError):
     """
 
     exit_code = 2
+
+
+class MissingExtensionError(ProvisioningError):
+    """A revision needs an extension the server does not have (``CREATE EXTENSION`` failed).
+
+    A property of the server, not of the migration nor the data: the way out is a server
+    that has the extension. The embedded PostgreSQL 18 has no ``uuid-ossp``, ``pgcrypto``
+    or PostGIS.
+    """
+
+    exit_code = 2
+
+    #: PostgreSQL's messages for an extension that is not installed on the server (15 and
+    #: later; 14 and earlier).
+    _MESSAGES = (
+        re.compile(r'extension "([^"]+)" is not available'),
+        re.compile(r'could not open extension control file "[^"]*/([^"/]+)\.control"'),
+    )
+
+    def __init__(self, extension: str, *, needed_by: str) -> None:
+        self.extension = extension
+        super().__init__(
+            f'extension "{extension}" is not available on this server, and {needed_by} '
+            "need it (the embedded PostgreSQL has no uuid-ossp, pgcrypto or PostGIS); use a "
+            "server that has it: --postgres system (the PostgreSQL installed on this machine), "
+            "--url postgresql://... or --postgres docker[:VERSION]"
+        )
+
+    @classmethod
+    def named_in(cls, message: str) -> str | None:
+        """The extension a database error message says is missing, if it says so."""
+        for pattern in cls._MESSAGES:
+            match = pattern.search(message)
+            if match:
+                return match.group(1)
+        return None
 
 
 class OfflineModeError(ToolkitError):

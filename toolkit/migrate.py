@@ -19,9 +19,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Connection, create_engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from toolkit.errors import UsageError
+from toolkit.errors import MissingExtensionError, UsageError
 from toolkit.ops.results import OpResult, recording
 from toolkit.postgres.url import sqlalchemy_url
 from toolkit.scenario import Scenario
@@ -121,6 +122,13 @@ def _run(
             getattr(command, fn_name)(cfg, revision)
         except CommandError as exc:
             raise UsageError(f"{project.label}: {exc}") from None
+        except DBAPIError as exc:
+            extension = MissingExtensionError.named_in(str(exc.orig or exc))
+            if extension is not None:
+                raise MissingExtensionError(
+                    extension, needed_by=f"the revisions of {project.label}"
+                ) from None
+            raise
     return results
 
 

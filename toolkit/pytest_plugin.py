@@ -3,8 +3,11 @@
 Installed with the package (entry point ``pytest11``), so any repo that has ``lossless``
 installed gets these fixtures; nothing starts unless a test asks for one:
 
-- ``lossless_server``: a ``toolkit.postgres.Server``, session-wide. ``LOSSLESS_TEST_URL``
-  (or ``--lossless-url``) names a server; without it an embedded PostgreSQL is started.
+- ``lossless_server``: a ``toolkit.postgres.Server``, session-wide. ``--lossless-url`` (or
+  ``LOSSLESS_TEST_URL``) names a server; without one, the throwaway server that
+  ``--lossless-postgres`` (or ``LOSSLESS_TEST_POSTGRES``, or the ``lossless_postgres`` ini
+  key) names is started: ``embedded`` (the default), ``system[:VERSION|BINDIR]`` (the
+  PostgreSQL installed on the machine, e.g. for ``uuid-ossp``) or ``docker[:VERSION]``.
 - ``lossless_database``: the URL of a fresh, empty database, dropped after the test.
 - ``lossless_engine``: a SQLAlchemy engine on that database.
 - ``lossless_roundtrip``: a callable running the round trip of the project's Alembic
@@ -42,7 +45,7 @@ import pytest
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.pool import NullPool
 
-from toolkit.errors import ToolkitError
+from toolkit.errors import ToolkitError, UsageError
 from toolkit.postgres import Server, mask_url, provision, scratch_database, server_version
 from toolkit.postgres.url import sqlalchemy_url
 
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
     from toolkit.roundtrip import RoundTripReport, RoundTripSettings
 
 ENV_TEST_URL = "LOSSLESS_TEST_URL"
+ENV_TEST_POSTGRES = "LOSSLESS_TEST_POSTGRES"
 ROUNDTRIP_TEST_NAME = "lossless_roundtrip"
 LINT_TEST_NAME = "lossless_lint"
 
@@ -60,6 +64,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--lossless-url",
         default=None,
         help=f"PostgreSQL server URL for the tests (default: ${ENV_TEST_URL}, else embedded)",
+    )
+    group.addoption(
+        "--lossless-postgres",
+        default=None,
+        metavar="KIND",
+        help="without a server URL, the throwaway server to start: embedded (the default), "
+        f"system[:VERSION|BINDIR] or docker[:VERSION] (default: ${ENV_TEST_POSTGRES}, "
+        "else the lossless_postgres ini key)",
     )
     group.addoption(
         "--lossless-roundtrip",
@@ -86,6 +98,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="collect the built-in lint test (squawk) of the project's Alembic revisions",
     )
     parser.addini(
+        "lossless_postgres",
+        default="",
+        help="without a server URL, the throwaway server to start (as --lossless-postgres)",
+    )
+    parser.addini(
         "lossless_alembic_ini",
         default="alembic.ini",
         help="the project's Alembic config file, relative to the rootdir",
@@ -97,10 +114,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def server_choice(config: pytest.Config) -> tuple[str | None, str | None]:
+    """The session's server: ``(url, None)`` or ``(None, postgres kind)``.
+
+    An option on the command line wins over the environment, the environment over the ini
+    file; a URL wins over a server kind given at the same level.
+    """
+    url_option = config.getoption("--lossless-url") or None
+    postgres_option = config.getoption("--lossless-postgres") or None
+    if url_option and postgres_option:
+        raise UsageError("give either --lossless-url or --lossless-postgres, not both")
+    if url_option or postgres_option:
+        return url_option, postgres_option
+    url = os.environ.get(ENV_TEST_URL) or None
+    if url:
+        return url, None
+    postgres = os.environ.get(ENV_TEST_POSTGRES) or str(config.getini("lossless_postgres"))
+    return None, postgres.split("#", 1)[0].strip() or None
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     """Say which server the tests use, with its version (CI logs show both servers)."""
-    url = config.getoption("--lossless-url") or os.environ.get(ENV_TEST_URL)
-    if not url:
+    try:
+        url, postgres = server_choice(config)
+    except ToolkitError as exc:
+        return f"lossless: {exc}"
+    if url is None:
+        kind = postgres or "embedded"
+        if kind != "embedded":
+            return f"lossless: a throwaway PostgreSQL server (--lossless-postgres {kind})"
         from importlib.metadata import PackageNotFoundError, version
 
         try:
@@ -120,10 +162,10 @@ _SERVER_KEY = pytest.StashKey[Server]()
 @pytest.fixture(scope="session")
 def lossless_server(request: pytest.FixtureRequest) -> Iterator[Server]:
     """The session's PostgreSQL server (stops the whole run once if none can be had)."""
-    url = request.config.getoption("--lossless-url") or os.environ.get(ENV_TEST_URL) or None
     with ExitStack() as stack:
         try:
-            server = stack.enter_context(provision(url, env=False))
+            url, postgres = server_choice(request.config)
+            server = stack.enter_context(provision(url, postgres=postgres, env=False))
         except ToolkitError as exc:
             pytest.exit(f"lossless: no PostgreSQL server for the tests: {exc}", returncode=3)
         request.config.stash[_SERVER_KEY] = server

