@@ -17,6 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from toolkit.errors import ProvisioningError
 from toolkit.postgres.embedded import wheel_binaries
 from toolkit.postgres.throwaway import Binaries, ThrowawayServer, start_throwaway
 from toolkit.postgres.unprivileged import RUN_AS
@@ -184,4 +185,19 @@ def test_ordinary_user(user_home: Path) -> None:
     assert report["row"] == [10, 55, "postgres"]
     assert report["account"] is False
     assert report["in_place"] is True
+    assert user_home.stat().st_mode & 0o7777 == 0o700
+
+
+def test_a_temporary_directory_the_server_account_cannot_reach(user_home: Path) -> None:
+    """As root, TMPDIR inside a 0700 directory: one clear error, nothing left, no chmod."""
+    if os.geteuid() != 0:  # an ordinary user runs the server itself: it simply starts
+        server = start_throwaway(wheel_binaries(), base_dir=str(user_home))
+        server.stop()
+    else:
+        with pytest.raises(ProvisioningError) as info:
+            start_throwaway(wheel_binaries(), base_dir=str(user_home))
+        message = str(info.value)
+        assert f"cannot enter {user_home} (mode 700)" in message
+        assert "set TMPDIR to a directory others may traverse" in message
+    assert list(user_home.iterdir()) == []
     assert user_home.stat().st_mode & 0o7777 == 0o700

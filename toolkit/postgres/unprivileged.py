@@ -63,6 +63,8 @@ def server_account() -> Account:
         try:
             subprocess.run([*command, RUN_AS], check=True, capture_output=True, text=True)
         except (OSError, subprocess.CalledProcessError) as exc:
+            if _exists(RUN_AS):  # created meanwhile by a concurrent run
+                return server_account()
             detail = getattr(exc, "stderr", None) or str(exc)
             raise ProvisioningError(
                 f"PostgreSQL does not run as root, and the system user {RUN_AS!r} it would "
@@ -71,6 +73,14 @@ def server_account() -> Account:
             ) from None
         entry = pwd.getpwnam(RUN_AS)
     return Account(RUN_AS, entry.pw_uid, entry.pw_gid)
+
+
+def _exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 def blocking_directory(account: Account, path: Path) -> Path | None:
