@@ -31,7 +31,7 @@ from toolkit.verify.compose import execute, table_ref
 
 #: Candidates generated per wanted row, so that check constraints can filter some out.
 CANDIDATES_PER_ROW = 4
-#: More candidates for a table with check constraints: they may reject most combinations.
+#: Then, if a table is not full yet (checks, conflicts), this many times more.
 CHECKED_FACTOR = 8
 #: Nullable foreign keys of a table whose NULLs fall on independent base-3 digits of ``g``.
 NULL_DIGITS = 5
@@ -234,9 +234,23 @@ def _insert(
         statement: sql.Composable = sql.SQL(
             "INSERT INTO {} SELECT FROM generate_series(1, {})"
         ).format(table_ref(schema, table.name), sql.Literal(rows))
+        inserted, error = _attempt(conn, statement)
     else:
-        statement = _insert_select(schema, table, names, targets, joins, rows)
-    inserted, error = _attempt(conn, statement)
+        inserted, error = 0, None
+        # Most tables are full after the first range; checks or conflicts may need more.
+        for first, last in (
+            (1, rows * CANDIDATES_PER_ROW),
+            (rows * CANDIDATES_PER_ROW + 1, rows * CANDIDATES_PER_ROW * CHECKED_FACTOR),
+        ):
+            wanted = rows - inserted
+            added, error = _attempt(
+                conn, _insert_select(schema, table, names, targets, joins, wanted, first, last)
+            )
+            inserted += added
+            if error is not None and inserted:
+                error = None  # the first range went in: keep it
+            if error is not None or inserted >= rows:
+                break
     if error is not None and literals and any(check_literals(n, table.checks) for n in names):
         return _insert(
             conn, schema, table, rows=rows, seed=seed, null_columns=null_columns, literals=False
@@ -254,8 +268,11 @@ def _insert_select(
     targets: list[sql.Composable],
     joins: list[sql.Composable],
     rows: int,
+    first: int,
+    last: int,
 ) -> sql.Composable:
-    """``INSERT ... SELECT`` of the first ``rows`` candidates every check accepts."""
+    """``INSERT ... SELECT`` of the first ``rows`` candidates numbered ``first`` to ``last``
+    that every check accepts."""
     checks = [
         sql.SQL("({}) IS NOT FALSE").format(sql.SQL(check.expression))
         for check in table.checks
@@ -266,16 +283,17 @@ def _insert_select(
     while order_name in names:
         order_name += "_"
     order = sql.Identifier(order_name)
-    per_row = CANDIDATES_PER_ROW * (CHECKED_FACTOR if checks else 1)
     candidates = sql.SQL(
-        "SELECT g AS {order}, {values} FROM generate_series(1::bigint, {count}) AS s(g) {joins}"
+        "SELECT g AS {order}, {values} FROM generate_series({first}::bigint, {last}) AS s(g)"
+        " {joins}"
     ).format(
         order=order,
         values=sql.SQL(", ").join(
             sql.SQL("{} AS {}").format(v, sql.Identifier(n))
             for v, n in zip(targets, names, strict=True)
         ),
-        count=sql.Literal(rows * per_row),
+        first=sql.Literal(first),
+        last=sql.Literal(last),
         joins=sql.SQL(" ").join(joins),
     )
     return sql.SQL(
