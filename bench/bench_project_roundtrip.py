@@ -209,10 +209,11 @@ def change(kind: str, t: str, k: int) -> tuple[list[str], list[str]]:
             " WHERE a.name = b.name AND a.id > b.id",
             f"ALTER TABLE {t} ADD CONSTRAINT {t}_name_{k} UNIQUE (name)",
         ], [f"ALTER TABLE {t} DROP CONSTRAINT {t}_name_{k}"]
-    # jsonb: the kind moves into payload and back.
+    # jsonb: the kind is copied into payload and taken out again. Only into a payload that
+    # exists: a NULL turned into an object would not come back (the round trip says so).
     return [
-        f"UPDATE {t} SET payload = coalesce(payload, '{{}}')"  # noqa: S608 (generated names)
-        f" || jsonb_build_object('k{k}', kind) WHERE kind = 'other'",
+        f"UPDATE {t} SET payload = payload || jsonb_build_object('k{k}', kind)"  # noqa: S608
+        f" WHERE kind = 'other' AND payload IS NOT NULL",
     ], [f"UPDATE {t} SET payload = payload - 'k{k}' WHERE kind = 'other'"]  # noqa: S608
 
 
