@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 
 from toolkit.errors import UsageError
 from toolkit.scenario import Scenario
@@ -22,7 +23,7 @@ def bundled_root() -> Path:
     return packaged if (packaged / "scenarios").is_dir() else package.parent
 
 
-def _load(path: Path) -> Scenario:
+def _load(path: Path) -> tuple[Scenario, ModuleType]:
     module_name = f"lossless_scenario_{path.stem}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
@@ -32,22 +33,39 @@ def _load(path: Path) -> Scenario:
     scenario = getattr(module, "SCENARIO", None)
     if not isinstance(scenario, Scenario):
         raise UsageError(f"scenario file {path.name} defines no SCENARIO")
-    return scenario
+    return scenario, module
 
 
 @cache
-def all_scenarios() -> dict[str, Scenario]:
-    """Every bundled scenario by name, sorted by name."""
+def _loaded() -> dict[str, tuple[Scenario, ModuleType]]:
     folder = bundled_root() / "scenarios"
     found = [_load(p) for p in sorted(folder.glob("*.py")) if not p.name.startswith("_")]
-    return {s.name: s for s in sorted(found, key=lambda s: s.name)}
+    return {s.name: (s, m) for s, m in sorted(found, key=lambda pair: pair[0].name)}
+
+
+def all_scenarios() -> dict[str, Scenario]:
+    """Every bundled scenario by name, sorted by name."""
+    return {name: scenario for name, (scenario, _) in _loaded().items()}
 
 
 def get_scenario(name: str) -> Scenario:
     """The bundled scenario called ``name``; ``UsageError`` listing the known ones otherwise."""
-    scenarios = all_scenarios()
+    return _lookup(name)[0]
+
+
+def scenario_module(name: str) -> ModuleType:
+    """The module defining bundled scenario ``name``, for its helpers.
+
+    ``scenario_module("iteration-decoupling").plans_of_migration_query()`` works in a
+    checkout and in an installed wheel alike (the scenario files are not a package).
+    """
+    return _lookup(name)[1]
+
+
+def _lookup(name: str) -> tuple[Scenario, ModuleType]:
+    loaded = _loaded()
     try:
-        return scenarios[name]
+        return loaded[name]
     except KeyError:
-        known = ", ".join(scenarios) or "none"
+        known = ", ".join(loaded) or "none"
         raise UsageError(f"unknown scenario {name!r} (known: {known})") from None

@@ -21,6 +21,8 @@ nothing lost) is collected when enabled in the ini file (or with ``--lossless-ro
     lossless_alembic_ini = alembic.ini     # relative to the rootdir; the default
     lossless_roundtrip_rows = 20           # synthetic rows per table; the default
 
+(pytest keeps an inline comment in the value; this plugin drops it from its own options.)
+
 A failure lists each failed revision in a titled section: table, column, row counts and
 sample keys.
 
@@ -36,6 +38,7 @@ lack of a database.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -81,9 +84,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "lossless_roundtrip",
-        type="bool",
-        default=False,
-        help="collect the built-in round-trip test of the project's Alembic revisions",
+        default="false",
+        help="collect the built-in round-trip test of the project's Alembic revisions (bool)",
     )
     group.addoption(
         "--lossless-lint",
@@ -93,9 +95,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "lossless_lint",
-        type="bool",
-        default=False,
-        help="collect the built-in lint test (squawk) of the project's Alembic revisions",
+        default="false",
+        help="collect the built-in lint test (squawk) of the project's Alembic revisions (bool)",
     )
     parser.addini(
         "lossless_postgres",
@@ -129,8 +130,33 @@ def server_choice(config: pytest.Config) -> tuple[str | None, str | None]:
     url = os.environ.get(ENV_TEST_URL) or None
     if url:
         return url, None
-    postgres = os.environ.get(ENV_TEST_POSTGRES) or str(config.getini("lossless_postgres"))
-    return None, postgres.split("#", 1)[0].strip() or None
+    postgres = os.environ.get(ENV_TEST_POSTGRES) or _ini(config, "lossless_postgres")
+    return None, postgres or None
+
+
+_TRUTH = {"true": True, "yes": True, "on": True, "1": True}
+_TRUTH.update({"false": False, "no": False, "off": False, "0": False, "": False})
+
+
+def _ini(config: pytest.Config, name: str) -> str:
+    """This plugin's ini value ``name`` without an inline comment (pytest keeps those)."""
+    return re.split(r"\s[#;]", str(config.getini(name)), maxsplit=1)[0].strip()
+
+
+def _ini_flag(config: pytest.Config, name: str) -> bool:
+    value = _ini(config, name)
+    if value.lower() not in _TRUTH:
+        raise pytest.UsageError(f"{name}: expected true or false, got {value!r}")
+    return _TRUTH[value.lower()]
+
+
+def _ini_rows(config: pytest.Config) -> int:
+    value = _ini(config, "lossless_roundtrip_rows")
+    if not value.isdigit():
+        raise pytest.UsageError(
+            f"lossless_roundtrip_rows: expected a whole number of rows, got {value!r}"
+        )
+    return int(value)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -215,10 +241,10 @@ def lossless_roundtrip(
         seed: int = 0,
         settings: RoundTripSettings | None = None,
     ) -> RoundTripReport:
-        path = Path(ini if ini is not None else str(pytestconfig.getini("lossless_alembic_ini")))
+        path = Path(ini if ini is not None else _ini(pytestconfig, "lossless_alembic_ini"))
         if not path.is_absolute():
             path = pytestconfig.rootpath / path
-        count = rows if rows is not None else int(pytestconfig.getini("lossless_roundtrip_rows"))
+        count = rows if rows is not None else _ini_rows(pytestconfig)
         return run_project_roundtrip(
             Project.from_ini(path), lossless_server.url, rows=count, seed=seed, settings=settings
         )
@@ -242,7 +268,7 @@ def lossless_lint_test(pytestconfig: pytest.Config, request: pytest.FixtureReque
     from toolkit.commands import RunSettings
     from toolkit.commands.lint import lint
 
-    path = Path(str(pytestconfig.getini("lossless_alembic_ini")))
+    path = Path(_ini(pytestconfig, "lossless_alembic_ini"))
     if not path.is_absolute():
         path = pytestconfig.rootpath / path
     report = lint(RunSettings(config=str(path)), ":heads")
@@ -255,13 +281,13 @@ def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
     """Append the built-in tests the ini file or the command line asks for."""
-    if config.getoption("--lossless-roundtrip") or config.getini("lossless_roundtrip"):
+    if config.getoption("--lossless-roundtrip") or _ini_flag(config, "lossless_roundtrip"):
         items.append(
             pytest.Function.from_parent(
                 session, name=ROUNDTRIP_TEST_NAME, callobj=lossless_roundtrip_test
             )
         )
-    if config.getoption("--lossless-lint") or config.getini("lossless_lint"):
+    if config.getoption("--lossless-lint") or _ini_flag(config, "lossless_lint"):
         items.append(
             pytest.Function.from_parent(session, name=LINT_TEST_NAME, callobj=lossless_lint_test)
         )
