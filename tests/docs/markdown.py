@@ -81,7 +81,7 @@ def blocks(path: Path) -> list[Block]:
             body.append(lines[end][indent:] if lines[end][:indent].isspace() else lines[end])
             end += 1
         if end == len(lines):
-            raise MarkdownError(f"{path}:{index + 1}: unclosed code fence")
+            raise MarkdownError(f"{path.relative_to(ROOT)}:{index + 1}: unclosed code fence")
         markers = _markers_before(lines, index)
         found.append(
             Block(
