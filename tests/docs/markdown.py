@@ -9,8 +9,10 @@ line right before its opening fence (blank lines in between are allowed):
   document's working directory (and checked as the kind of file that name says) before the
   next block runs;
 - ``<!-- database: NAME -->`` (may precede either of the above, or stand alone before a
-  runnable block): this block and the following ones use the document's database ``NAME``
-  (a fresh one on first use) instead of the current one. The document starts on ``main``.
+  runnable block): this block and the following ones belong to the document's session
+  ``NAME`` instead of the current one. The document starts in session ``main``. Each session
+  runs on its own (a test of its own): its blocks in document order, in a fresh database,
+  working directory, shell environment and Python namespace of its own.
 
 A block with no marker runs according to its language: ``console``, ``bash``, ``sh``,
 ``shell`` (commands; output shown after a ``$ `` prompt is compared), ``python`` (executed),
@@ -104,6 +106,16 @@ def blocks(path: Path) -> list[Block]:
             )
         if block.not_run is not None and not block.not_run:
             raise MarkdownError(f"{block.where}: <!-- not-run: --> needs a reason")
+    return found
+
+
+def sessions(path: Path) -> dict[str, list[Block]]:
+    """The blocks of one document by session (see ``<!-- database: NAME -->``), in order."""
+    found: dict[str, list[Block]] = {}
+    current = "main"
+    for block in blocks(path):
+        current = block.database or current
+        found.setdefault(current, []).append(block)
     return found
 
 

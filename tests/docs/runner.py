@@ -1,8 +1,9 @@
 """Run the blocks of one document in order, in a working directory and a database of its own.
 
 - Shell commands run with ``bash``, starting in the document's working directory (which
-  links this repository's ``tests/`` folder, as a checkout has it), with the virtualenv's
-  ``bin`` first on ``PATH`` (``lossless``, ``python``), stdout and stderr together. The
+  links this repository's ``tests/`` folder, as a checkout has it), with the launcher's
+  ``lossless`` (``tests/docs/launcher.py``) and the virtualenv's ``bin`` (``python``) first on
+  ``PATH``, stdout and stderr together. The
   exported variables and the directory a command leaves are those of the next command.
   ``LOSSLESS_URL`` and ``URL`` name the document's current database, a fresh one on the
   test server; a document that exports ``LOSSLESS_URL`` (to show a reader where their URL
@@ -55,6 +56,7 @@ class DocumentRun:
 
     workdir: Path
     server_url: str
+    bin: Path | None = None  # a folder put first on PATH (the launcher's ``lossless``)
     failures: list[str] = field(default_factory=list)
     namespace: dict[str, Any] = field(default_factory=dict)
     last_code: int = 0
@@ -69,7 +71,7 @@ class DocumentRun:
         self._stack = ExitStack()
 
     def __enter__(self) -> DocumentRun:
-        self.use_database("main")
+        self.use_database(self.current)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -93,11 +95,15 @@ class DocumentRun:
         env.update(
             LOSSLESS_URL=self.database_url,
             URL=self.database_url,
-            PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+            PATH=os.pathsep.join([*self._bin_folders, env.get("PATH", "")]),
             PYTHONUNBUFFERED="1",
             PYTHONPATH=str(ROOT),
         )
         return env
+
+    @property
+    def _bin_folders(self) -> list[str]:
+        return [*([str(self.bin)] if self.bin else []), str(Path(sys.executable).parent)]
 
     def run(self, block: Block) -> None:
         if block.database is not None:

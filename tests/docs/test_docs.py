@@ -1,31 +1,63 @@
 """Every fenced block of README.md and docs/ runs as copied, and shows what the tool prints.
 
-One test per document: its blocks run in order (later blocks build on earlier ones), in a
-working directory and a fresh database of their own on the test server (see
-``tests/docs/runner.py`` for the rules, ``tests/docs/markdown.py`` for the markers). Every
-failing block of the document is reported, not only the first.
+One test per document and session (``<!-- database: NAME -->``; most documents have one):
+its blocks run in order (later blocks build on earlier ones), in a working directory and a
+fresh database of their own on the test server (see ``tests/docs/runner.py`` for the rules,
+``tests/docs/markdown.py`` for the markers). Every failing block is reported, not only the
+first.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.docs.markdown import ROOT, blocks, documents
+from tests.docs.launcher import Launcher
+from tests.docs.markdown import ROOT, MarkdownError, blocks, documents, sessions
 from tests.docs.runner import DocumentRun
 from toolkit.postgres import Server
 
 DOCUMENTS = documents()
 
 
-@pytest.mark.parametrize("document", DOCUMENTS, ids=[str(p.relative_to(ROOT)) for p in DOCUMENTS])
-def test_document_runs_as_copied(document: Path, lossless_server: Server, tmp_path: Path) -> None:
-    found = blocks(document)
+@pytest.fixture(scope="session")
+def launcher() -> Iterator[Launcher]:
+    """``lossless`` for the documents' commands, forked from one process (see launcher.py)."""
+    started = Launcher()
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+def _sessions(path: Path) -> list[str]:
+    """The session names of a document; one dummy for a document the tests cannot read
+    (its test then fails with the reason, instead of the whole module failing to load)."""
+    try:
+        return list(sessions(path))
+    except MarkdownError:
+        return ["unreadable"]
+
+
+SESSIONS = [(path, name) for path in DOCUMENTS for name in _sessions(path)]
+
+
+@pytest.mark.parametrize(
+    ("document", "session"),
+    SESSIONS,
+    ids=[f"{path.relative_to(ROOT)}[{name}]" for path, name in SESSIONS],
+)
+def test_document_runs_as_copied(
+    document: Path, session: str, lossless_server: Server, launcher: Launcher, tmp_path: Path
+) -> None:
     workdir = tmp_path / "work"
     workdir.mkdir()
-    with DocumentRun(workdir=workdir, server_url=lossless_server.url) as run:
-        for block in found:
+    with DocumentRun(
+        workdir=workdir, server_url=lossless_server.url, current=session, bin=launcher.bin
+    ) as run:
+        for block in sessions(document)[session]:
             if block.runnable:
                 run.run(block)
     for seconds, where in sorted(run.timings, reverse=True)[:5]:
