@@ -19,10 +19,18 @@ from sqlalchemy.pool import NullPool
 
 import toolkit.ops  # noqa: F401  (registers op.<name> for the revisions)
 from toolkit.postgres.url import sqlalchemy_url
+from toolkit.revision_events import announce_configured, on_version_apply
+
+__all__ = ["on_version_apply", "run_migrations"]
 
 
 def _configure_and_run(connection: Connection) -> None:
-    context.configure(connection=connection, transaction_per_migration=True)
+    context.configure(
+        connection=connection,
+        transaction_per_migration=True,
+        on_version_apply=on_version_apply,
+    )
+    announce_configured()
     with context.begin_transaction():
         context.run_migrations()
 

@@ -128,3 +128,18 @@ class MigrationFailedError(ToolkitError):
     """
 
     exit_code = 1
+
+
+class ConnectionLostError(ToolkitError):
+    """The connection to the server was lost while a revision ran or committed.
+
+    The message names the revision, what is known of its outcome and how to check it.
+    """
+
+    exit_code = 2
+
+
+class InterruptedRunError(ToolkitError):
+    """The run was interrupted (Ctrl-C); the message says where the database is."""
+
+    exit_code = 130

@@ -43,6 +43,50 @@ log.warning("migrating %s", context.config.get_main_option("sqlalchemy.url"))
 run_migrations()
 """
 
+#: An env.py that prints, and configures logging from alembic.ini (see ``STDOUT_LOGGING_INI``).
+PRINTING_ENV_PY = """\
+from logging.config import fileConfig
+
+from alembic import context
+
+from toolkit.alembic_env import run_migrations
+
+print("env.py says hello")
+fileConfig(context.config.config_file_name)
+run_migrations()
+"""
+
+#: Logging as ``alembic init`` writes it, except that the handler writes to stdout.
+STDOUT_LOGGING_INI = """
+[loggers]
+keys = root,alembic
+
+[handlers]
+keys = console
+
+[formatters]
+keys = generic
+
+[logger_root]
+level = WARNING
+handlers = console
+qualname =
+
+[logger_alembic]
+level = INFO
+handlers =
+qualname = alembic
+
+[handler_console]
+class = StreamHandler
+args = (sys.stdout,)
+level = NOTSET
+formatter = generic
+
+[formatter_generic]
+format = %(levelname)-5.5s [%(name)s] %(message)s
+"""
+
 _HEADER = '''\
 """{doc}"""
 from alembic import op
@@ -191,13 +235,62 @@ def write_project(
     *,
     env_py: str = ENV_PY,
     revisions: dict[str, tuple[str, str | None, str]] = REVISIONS,
+    ini_extra: str = "",
 ) -> Path:
-    """Write the project under ``root``; returns its ``alembic.ini``."""
+    """Write the project under ``root``; returns its ``alembic.ini`` (``ini_extra`` appended)."""
     versions = root / "versions"
     versions.mkdir(parents=True)
     (root / "env.py").write_text(env_py)
     for rev, (doc, down, body) in revisions.items():
         (versions / f"{rev}.py").write_text(_HEADER.format(doc=doc, rev=rev, down=down) + body)
     ini = root / "alembic.ini"
-    ini.write_text("[alembic]\nscript_location = %(here)s\n")
+    ini.write_text("[alembic]\nscript_location = %(here)s\n" + ini_extra)
     return ini
+
+
+#: ``a1``, then ``s2``, a revision that takes its time: it creates a table, then sleeps in a
+#: statement (``pg_sleep``) long enough for a test to interrupt it or kill its session.
+SLOW_REVISIONS: dict[str, tuple[str, str | None, str]] = {
+    "a1": REVISIONS["a1"],
+    "s2": (
+        "takes its time",
+        "a1",
+        """
+def upgrade():
+    op.execute("CREATE TABLE slow_marker (id int)")
+    op.execute("SELECT pg_sleep(60)")
+
+
+def downgrade():
+    op.drop_table("slow_marker")
+""",
+    ),
+}
+
+#: ``a1``, then ``g2``, a revision whose commit takes its time: a deferred constraint trigger
+#: sleeps when the transaction commits, so a test can lose the connection mid-commit.
+SLOW_COMMIT_REVISIONS: dict[str, tuple[str, str | None, str]] = {
+    "a1": REVISIONS["a1"],
+    "g2": (
+        "commits slowly",
+        "a1",
+        """
+def upgrade():
+    op.execute("CREATE TABLE commit_gate (id int)")
+    op.execute(
+        "CREATE FUNCTION commit_gate_wait() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN PERFORM pg_sleep(60); RETURN NULL; END $$"
+    )
+    op.execute(
+        "CREATE CONSTRAINT TRIGGER commit_gate_wait AFTER INSERT ON commit_gate "
+        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION commit_gate_wait()"
+    )
+    op.execute("INSERT INTO commit_gate VALUES (1)")
+
+
+def downgrade():
+    op.drop_table("commit_gate")
+    op.execute("DROP FUNCTION commit_gate_wait()")
+""",
+    ),
+}

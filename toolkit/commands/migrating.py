@@ -1,41 +1,37 @@
 """Upgrade and downgrade a real database safely; show where it is and what would run.
 
-``upgrade``/``downgrade`` hold the migration lock for the whole run, run on a connection
-with ``lock_timeout`` and ``statement_timeout`` set, one transaction per revision (the
-bundled ``env.py`` does that), and turn a database error into one message that says which
-revision failed and which revision the database is left at.
+``upgrade``/``downgrade`` are locked steps (``toolkit.commands.locked_step``): under the
+migration lock, on a connection with ``lock_timeout`` and ``statement_timeout`` set, one
+transaction per revision (the bundled ``env.py`` does that), and a database error becomes
+one message that says which revision failed and which revision the database is left at.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy.exc import DBAPIError
-
 from toolkit import migrate
-from toolkit.commands.locking import migration_lock
-from toolkit.commands.revision_options import explain_refusal, warn_unread, with_x
-from toolkit.commands.server import (
-    Progress,
-    open_connection,
-    open_server,
-    session_url,
-    silent,
-    timeouts_sql,
-)
+from toolkit.commands.locked_step import Direction, destination, revision_ids, run_step
+from toolkit.commands.revision_options import warn_unread
+from toolkit.commands.server import Progress, open_server, silent, timeouts_sql
 from toolkit.commands.settings import RunSettings, Target, resolve_target
-from toolkit.commands.watch import Step, TimedResult, Timeline, watching
-from toolkit.errors import DataRefusedError, LockTimeoutError, MigrationFailedError, ToolkitError
-from toolkit.migrate import Project, RevisionInfo
-from toolkit.ops.results import OpResult, recording
-from toolkit.postgres.url import database_name, scrub
+from toolkit.commands.watch import TimedResult
+from toolkit.migrate import RevisionInfo
+from toolkit.postgres.url import database_name
 
-#: SQLSTATEs of a lock_timeout and of a statement_timeout (or a cancel).
-LOCK_NOT_AVAILABLE = "55P03"
-QUERY_CANCELED = "57014"
-
-MigrateFn = Callable[..., list[OpResult]]
+__all__ = [
+    "CurrentReport",
+    "HistoryReport",
+    "MigrationReport",
+    "current",
+    "destination",
+    "downgrade",
+    "history",
+    "offline_sql",
+    "revision_ids",
+    "upgrade",
+]
 
 
 @dataclass(frozen=True)
@@ -92,7 +88,7 @@ def upgrade(
 
     ``x`` holds the ``-x NAME=VALUE`` options the revisions read (Alembic's ``-x``).
     """
-    return _migrate("upgrade", migrate.upgrade, settings, revision, dict(x or {}), progress)
+    return _migrate("upgrade", settings, revision, dict(x or {}), progress)
 
 
 def downgrade(
@@ -106,108 +102,31 @@ def downgrade(
 
     ``x`` holds the ``-x NAME=VALUE`` options the revisions read (Alembic's ``-x``).
     """
-    return _migrate("downgrade", migrate.downgrade, settings, revision, dict(x or {}), progress)
+    return _migrate("downgrade", settings, revision, dict(x or {}), progress)
 
 
 def _migrate(
-    direction: str,
-    run: MigrateFn,
+    direction: Direction,
     settings: RunSettings,
     revision: str,
     x: dict[str, str],
     progress: Progress,
 ) -> MigrationReport:
-    target = resolve_target(settings)
-    resolved = migrate.resolve_revision(target.project, revision)
-    goal = destination(target.project, resolved)
-    warn_unread(target.project, x, progress)
-    with open_server(settings, progress) as server:
-        database = database_name(server.url)
-        with migration_lock(
-            server.url, timeout_s=settings.lock_timeout_s, purpose=direction, progress=progress
-        ):
-            before = migrate.current(target.project, server.url)
-            progress(
-                f"{direction} {target.label} on database {database!r}: "
-                f"{revision_ids(before)} -> {goal}{with_x(x)}"
-            )
-            url = session_url(server.url, settings, purpose=direction)
-            with (
-                open_connection(url) as conn,
-                watching(progress) as timeline,
-                recording() as results,
-            ):
-                try:
-                    run(target.project, url, resolved, connection=conn, x=x)
-                except DBAPIError as exc:
-                    raise failed_revision(
-                        exc, timeline, target.project, server.url, settings
-                    ) from None
-                except DataRefusedError as exc:
-                    _say_where(progress, timeline, target.project, server.url)
-                    raise explain_refusal(exc, target.project, timeline.last_step) from None
-                except ToolkitError:
-                    _say_where(progress, timeline, target.project, server.url)
-                    raise
-            after = migrate.current(target.project, server.url)
+    run = run_step(
+        settings, revision, x=x, purpose=direction, direction=direction, progress=progress
+    )
     return MigrationReport(
         direction=direction,
-        target=target.label,
-        server=server.describe(),
-        database=database,
-        revision=goal,
-        before=before,
-        after=after,
-        operations=timeline.timed(results),
-        seconds=timeline.elapsed(),
-        x=x,
+        target=run.target.label,
+        server=run.server,
+        database=run.database,
+        revision=run.goal,
+        before=run.before,
+        after=run.after,
+        operations=run.operations,
+        seconds=run.seconds,
+        x=run.x,
     )
-
-
-def destination(project: Project, revision: str) -> str:
-    """A resolved ``revision`` for people: ``head``/``heads`` spelled out as the head id(s)."""
-    if revision in ("head", "heads"):
-        return ", ".join(project.script().get_heads())
-    return revision
-
-
-def failed_revision(
-    exc: DBAPIError, timeline: Timeline, project: Project, url: str, settings: RunSettings
-) -> ToolkitError:
-    """The toolkit error for a database error raised while a revision ran."""
-    step = timeline.last_step
-    where = step.name if step else "the migration"
-    detail = scrub(database_message(exc), url)
-    now = revision_ids(migrate.current(project, url))
-    left = f"the database is at {now} (that revision's transaction was rolled back)"
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    if sqlstate == LOCK_NOT_AVAILABLE:
-        return LockTimeoutError(
-            f"{where}: a table stayed locked by another session for longer than "
-            f"--lock-timeout {settings.lock_timeout_s:g}s ({detail}); {left}"
-        )
-    if sqlstate == QUERY_CANCELED:
-        return MigrationFailedError(
-            f"{where}: cancelled after --statement-timeout {settings.statement_timeout_s:g}s "
-            f"({detail}); {left}"
-        )
-    return MigrationFailedError(f"{where} failed: {detail}; {left}")
-
-
-def database_message(exc: DBAPIError) -> str:
-    """PostgreSQL's own message for ``exc`` on one line, without SQLAlchemy's decorations."""
-    diag = getattr(exc.orig, "diag", None)
-    primary = getattr(diag, "message_primary", None)
-    text = str(primary) if primary else str(exc.orig).strip().splitlines()[0]
-    detail = getattr(diag, "message_detail", None)
-    return f"{text} ({detail})" if detail else text
-
-
-def _say_where(progress: Progress, timeline: Timeline, project: Project, url: str) -> None:
-    step: Step | None = timeline.last_step
-    if step is not None:
-        now = revision_ids(migrate.current(project, url))
-        progress(f"{step.name} stopped; the database is at {now}")
 
 
 def current(settings: RunSettings, *, progress: Progress = silent) -> CurrentReport:
@@ -259,8 +178,3 @@ def scenario_labels(target: Target) -> dict[str, str]:
     if target.scenario is None:
         return {}
     return {target.scenario.before: "before", target.scenario.after: "after"}
-
-
-def revision_ids(revisions: Sequence[str]) -> str:
-    """``a1, b2``, or ``base`` for a database no revision ran on."""
-    return ", ".join(revisions) or "base"

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, func, inspect, select, table
 
 from toolkit import migrate
+from toolkit.commands.locked_step import destination, revision_ids
 from toolkit.commands.locking import migration_lock
-from toolkit.commands.migrating import destination, revision_ids
 from toolkit.commands.server import (
     Progress,
     open_connection,
@@ -25,7 +25,7 @@ from toolkit.commands.server import (
     silent,
 )
 from toolkit.commands.settings import RunSettings, Target, resolve_target
-from toolkit.commands.watch import watching
+from toolkit.commands.watch import plan, watching
 from toolkit.errors import UsageError
 from toolkit.postgres.url import database_name
 from toolkit.seeding import seed_database
@@ -143,7 +143,8 @@ def _prepare(target: Target, at: tuple[str, ...], url: str, progress: Progress) 
     if at:
         return False
     progress(f"empty database: upgrading to {destination(target.project, start)} first")
-    with open_connection(url) as conn, watching(progress):
+    steps = plan(target.project, "upgrade", start, at)
+    with open_connection(url) as conn, watching(progress, steps, conn):
         migrate.upgrade(target.project, url, start, connection=conn)
     return True
 

@@ -8,7 +8,7 @@ verifier, ``preflight`` and the CLI learn the counts of a revision run through A
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -60,14 +60,22 @@ class OpResult:
         return f"{head} ({self.where})"
 
 
-_recorders: ContextVar[tuple[list[OpResult], ...]] = ContextVar("lossless_recorders", default=())
+#: Receives each ``OpResult`` as it is published (progress lines, timings).
+OnResult = Callable[[OpResult], None]
+
+_recorders: ContextVar[tuple[tuple[list[OpResult], OnResult | None], ...]] = ContextVar(
+    "lossless_recorders", default=()
+)
 
 
 @contextmanager
-def recording() -> Iterator[list[OpResult]]:
-    """Collect the ``OpResult`` of every operation run inside the block (nesting allowed)."""
+def recording(on_result: OnResult | None = None) -> Iterator[list[OpResult]]:
+    """Collect the ``OpResult`` of every operation run inside the block (nesting allowed).
+
+    ``on_result`` is also called with each result as it is published.
+    """
     collected: list[OpResult] = []
-    token = _recorders.set((*_recorders.get(), collected))
+    token = _recorders.set((*_recorders.get(), (collected, on_result)))
     try:
         yield collected
     finally:
@@ -77,6 +85,8 @@ def recording() -> Iterator[list[OpResult]]:
 def publish(result: OpResult) -> OpResult:
     """Log ``result`` and hand it to every active recorder; returns it for chaining."""
     log.info("%s", result.summary())
-    for sink in _recorders.get():
+    for sink, on_result in _recorders.get():
         sink.append(result)
+        if on_result is not None:
+            on_result(result)
     return result

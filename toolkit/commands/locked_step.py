@@ -1,0 +1,367 @@
+"""One locked step: the skeleton shared by every command that runs revisions.
+
+``upgrade``, ``downgrade`` and ``preflight`` all resolve the revision, take the migration
+lock, measure where the database is, plan Alembic's steps, open the migration connection
+with the run's ``lock_timeout`` and ``statement_timeout``, run the revisions (one
+transaction per revision; a preflight runs them inside one transaction it rolls back),
+follow them (``toolkit.commands.watch``), and turn what went wrong into one message that
+names the revision and says where the database is, as measured afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Literal
+
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from toolkit import migrate
+from toolkit.commands.locking import migration_lock
+from toolkit.commands.revision_options import explain_refusal, warn_unread, with_x
+from toolkit.commands.server import Progress, open_connection, open_server, session_url
+from toolkit.commands.settings import RunSettings, Target, resolve_target
+from toolkit.commands.watch import Step, TimedResult, Timeline, plan, watching
+from toolkit.errors import (
+    ConnectionLostError,
+    DataRefusedError,
+    InterruptedRunError,
+    LockTimeoutError,
+    MigrationFailedError,
+    ToolkitError,
+    UsageError,
+)
+from toolkit.migrate import Project
+from toolkit.postgres.url import database_name, scrub
+
+Direction = Literal["upgrade", "downgrade"]
+
+#: SQLSTATEs of a lock_timeout and of a statement_timeout (or a cancel).
+LOCK_NOT_AVAILABLE = "55P03"
+QUERY_CANCELED = "57014"
+
+# The URL Alembic is given during a rolled-back run: an env.py that ignores the connection
+# we pass and opens its own would commit for real, so it must fail to connect instead.
+_NO_SUCH_SOCKET_DIR = "lossless-preflight-runs-on-the-given-connection-only"
+_UNREACHABLE_URL = f"postgresql://preflight@/preflight?host=/{_NO_SUCH_SOCKET_DIR}"
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """What a locked step did, or got to before a refusal or a failure (``rollback``)."""
+
+    target: Target
+    server: str
+    database: str
+    direction: Direction
+    #: The revision asked for, ``head``/``heads`` spelled out as the head id(s).
+    goal: str
+    before: tuple[str, ...]
+    #: Where the database is afterwards (a rolled-back run: where it got to before that).
+    after: tuple[str, ...]
+    operations: tuple[TimedResult, ...]
+    seconds: float
+    x: Mapping[str, str] = field(default_factory=dict)
+    #: Only for a rolled-back run (a real run raises them): a refusal, a revision's failure.
+    refused: DataRefusedError | None = None
+    failure: str | None = None
+
+
+def run_step(
+    settings: RunSettings,
+    revision: str,
+    *,
+    x: Mapping[str, str],
+    purpose: str,
+    progress: Progress,
+    direction: Direction | None = None,
+    rollback: bool = False,
+) -> StepRun:
+    """Run the project's revisions to ``revision`` under the migration lock.
+
+    ``direction`` None: up or down, whichever leads from where the database is to
+    ``revision``. ``rollback``: inside one transaction that is rolled back; refusals and
+    revision failures are then reported in the result instead of raised. ``purpose``
+    names the run in ``pg_stat_activity`` and in progress lines.
+    """
+    target = resolve_target(settings)
+    project = target.project
+    resolved = migrate.resolve_revision(project, revision)
+    goal = destination(project, resolved)
+    options = dict(x)
+    warn_unread(project, options, progress)
+    with open_server(settings, progress) as server:
+        database = database_name(server.url)
+        with (
+            interruption_reported(project, server.url) as where,
+            migration_lock(
+                server.url, timeout_s=settings.lock_timeout_s, purpose=purpose, progress=progress
+            ),
+        ):
+            before = migrate.current(project, server.url)
+            way = direction or step_direction(project, before, resolved)
+            check_direction(project, way, before, resolved, revision)
+            steps = plan(project, way, resolved, before)
+            prefix = f"{purpose} {way}" if purpose != way else way
+            suffix = " (rolled back afterwards)" if rollback else ""
+            progress(
+                f"{prefix} {target.label} on database {database!r}: "
+                f"{revision_ids(before)} -> {goal}{with_x(options)}{suffix}"
+            )
+            url = session_url(server.url, settings, purpose=purpose)
+            run = migrate.upgrade if way == "upgrade" else migrate.downgrade
+            alembic_url = _UNREACHABLE_URL if rollback else url
+            refused: DataRefusedError | None = None
+            failure: str | None = None
+            with open_connection(url) as conn, watching(progress, steps, conn) as timeline:
+                where.timeline = timeline
+                transaction = conn.begin() if rollback else None
+                after = before
+                try:
+                    run(project, alembic_url, resolved, connection=conn, x=options)
+                    after = heads_on(conn) if rollback else after
+                except DataRefusedError as exc:
+                    refused = explain_refusal(exc, project, timeline.running)
+                    if not rollback:
+                        _say_where(progress, timeline, project, server.url)
+                        raise refused from None
+                    after = heads_on(conn)
+                except DBAPIError as exc:
+                    failure = _failed(exc, timeline, project, server.url, settings, rollback)
+                except ToolkitError:
+                    if not rollback:
+                        _say_where(progress, timeline, project, server.url)
+                    raise
+                finally:
+                    if transaction is not None and transaction.is_active:
+                        transaction.rollback()
+            if rollback:
+                _check_unchanged(project, server.url, before, progress)
+            else:
+                after = migrate.current(project, server.url)
+    return StepRun(
+        target=target,
+        server=server.describe(),
+        database=database,
+        direction=way,
+        goal=goal,
+        before=before,
+        after=after,
+        operations=timeline.operations(),
+        seconds=timeline.elapsed(),
+        x=options,
+        refused=refused,
+        failure=failure,
+    )
+
+
+def destination(project: Project, revision: str) -> str:
+    """A resolved ``revision`` for people: ``head``/``heads`` spelled out as the head id(s)."""
+    if revision in ("head", "heads"):
+        return ", ".join(project.script().get_heads())
+    return revision
+
+
+def revision_ids(revisions: Sequence[str]) -> str:
+    """``a1, b2``, or ``base`` for a database no revision ran on."""
+    return ", ".join(revisions) or "base"
+
+
+def heads_on(conn: Connection) -> tuple[str, ...]:
+    """The revision(s) recorded on ``conn``, inside its transaction."""
+    return tuple(MigrationContext.configure(conn).get_current_heads())
+
+
+def below(project: Project, current: Sequence[str]) -> set[str]:
+    """The revisions strictly below ``current`` (their ancestors)."""
+    if not current:
+        return set()
+    script = project.script()
+    return {
+        r.revision
+        for r in script.iterate_revisions(tuple(current), "base")
+        if r.revision not in current
+    }
+
+
+def step_direction(project: Project, current: Sequence[str], revision: str) -> Direction:
+    """``downgrade`` when ``revision`` lies below where the database is, else ``upgrade``."""
+    if revision == "base" or revision.startswith("-"):
+        return "downgrade"
+    if revision in ("head", "heads") or revision.startswith("+") or not current:
+        return "upgrade"
+    return "downgrade" if revision in below(project, current) else "upgrade"
+
+
+def check_direction(
+    project: Project, direction: Direction, current: Sequence[str], resolved: str, asked: str
+) -> None:
+    """``UsageError`` when ``resolved`` lies the other way: each command goes one way only."""
+    if resolved in current or (resolved == "base" and not current):
+        return  # already there: nothing to do, either way
+    way = step_direction(project, current, resolved)
+    if way == direction:
+        return
+    at = revision_ids(current)
+    if direction == "upgrade":
+        raise UsageError(
+            f"{asked} is below the revision the database is at ({at}): upgrade only goes "
+            f"up; to go down, use `lossless downgrade {asked}`"
+        )
+    raise UsageError(
+        f"{asked} is not below the revision the database is at ({at}): downgrade only goes "
+        f"down; to go up, use `lossless upgrade {asked}`"
+    )
+
+
+@dataclass
+class _Where:
+    """What an interruption report needs to know about the run under way."""
+
+    timeline: Timeline | None = None
+
+
+@contextmanager
+def interruption_reported(project: Project, url: str) -> Iterator[_Where]:
+    """Turn Ctrl-C inside the block into ``InterruptedRunError`` saying where the database is."""
+    where = _Where()
+    try:
+        yield where
+    except KeyboardInterrupt:
+        step = where.timeline.running if where.timeline is not None else None
+        during = f" during {step.name}" if step is not None else ""
+        now = measured(project, url)
+        at = (
+            f"the database is at {revision_ids(now)}"
+            if now is not None
+            else "the database could not be read: check with `lossless current`"
+        )
+        raise InterruptedRunError(f"interrupted{during}; {at}") from None
+
+
+def measured(project: Project, url: str) -> tuple[str, ...] | None:
+    """Where the database is, read on a new connection; None when it cannot be read."""
+    try:
+        return migrate.current(project, url)
+    except (SQLAlchemyError, ToolkitError, OSError):
+        return None
+
+
+def _failed(
+    exc: DBAPIError,
+    timeline: Timeline,
+    project: Project,
+    url: str,
+    settings: RunSettings,
+    rollback: bool,
+) -> str:
+    """The failure of a rolled-back run; raises the error of every other case."""
+    if exc.connection_invalidated:
+        raise connection_lost(exc, timeline, project, url, rollback) from None
+    if rollback:
+        return _rolled_back_failure(exc, timeline.running, url, settings)
+    raise failed_revision(exc, timeline, project, url, settings) from None
+
+
+def failed_revision(
+    exc: DBAPIError, timeline: Timeline, project: Project, url: str, settings: RunSettings
+) -> ToolkitError:
+    """The toolkit error for a database error raised while a revision ran."""
+    step = timeline.running
+    where = step.name if step else "the migration"
+    detail = scrub(database_message(exc), url)
+    now = revision_ids(migrate.current(project, url))
+    left = f"the database is at {now} (that revision's transaction was rolled back)"
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate == LOCK_NOT_AVAILABLE:
+        return LockTimeoutError(
+            f"{where}: a table stayed locked by another session for longer than "
+            f"--lock-timeout {settings.lock_timeout_s:g}s ({detail}); {left}"
+        )
+    if sqlstate == QUERY_CANCELED:
+        return MigrationFailedError(
+            f"{where}: cancelled after --statement-timeout {settings.statement_timeout_s:g}s "
+            f"({detail}); {left}"
+        )
+    return MigrationFailedError(f"{where} failed: {detail}; {left}")
+
+
+def _rolled_back_failure(
+    exc: DBAPIError, step: Step | None, url: str, settings: RunSettings
+) -> str:
+    """What a preflight reports for a database error (some errors are raised)."""
+    if _NO_SUCH_SOCKET_DIR in str(exc):
+        raise UsageError(
+            "preflight needs the project's env.py to run on the connection it is given "
+            "(config.attributes['connection']), as toolkit.alembic_env.run_migrations() does; "
+            "this one opens its own, which would commit"
+        ) from None
+    detail = scrub(database_message(exc), url)
+    if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+        raise LockTimeoutError(
+            f"preflight: a table stayed locked by another session for longer than "
+            f"--lock-timeout {settings.lock_timeout_s:g}s ({detail})"
+        ) from None
+    return f"{step.name} would fail: {detail}" if step else f"would fail: {detail}"
+
+
+def connection_lost(
+    exc: DBAPIError, timeline: Timeline, project: Project, url: str, rollback: bool
+) -> ConnectionLostError:
+    """The connection died under a revision: which one, what is known, how to check."""
+    committing = timeline.committing and bool(timeline.uncommitted)
+    step = timeline.running
+    during = f"revision {step.revision} ({step.name})" if step else "the migration"
+    what = "while committing" if committing else "during"
+    detail = scrub(database_message(exc), url)
+    now = measured(project, url)
+    if rollback:
+        known = "nothing was changed: a preflight never commits"
+    elif committing:
+        known = "it may have committed"
+    else:
+        known = "its transaction had not been committed, so the server rolls it back"
+    if now is None:
+        at = "the database could not be read afterwards"
+    else:
+        at = f"the database is at {revision_ids(now)}"
+        if step is not None and not rollback:
+            applied = (
+                step.revision in now if step.direction == "upgrade" else (step.revision not in now)
+            )
+            at += " (it committed)" if applied else " (it did not commit)"
+    return ConnectionLostError(
+        f"connection lost {what} {during} ({detail}): {known}; {at}; check with `lossless current`"
+    )
+
+
+def database_message(exc: DBAPIError) -> str:
+    """PostgreSQL's own message for ``exc`` on one line, without SQLAlchemy's decorations."""
+    diag = getattr(exc.orig, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    text = str(primary) if primary else (str(exc.orig).strip().splitlines() or [""])[0]
+    detail = getattr(diag, "message_detail", None)
+    return f"{text} ({detail})" if detail else text
+
+
+def _say_where(progress: Progress, timeline: Timeline, project: Project, url: str) -> None:
+    step = timeline.running
+    if step is not None:
+        now = measured(project, url)
+        at = revision_ids(now) if now is not None else "a revision that could not be read"
+        progress(f"{step.name} stopped; the database is at {at}")
+
+
+def _check_unchanged(
+    project: Project, url: str, before: tuple[str, ...], progress: Progress
+) -> None:
+    now = migrate.current(project, url)
+    if now != before:
+        raise MigrationFailedError(
+            f"the rolled-back run left the database at {revision_ids(now)} instead of "
+            f"{revision_ids(before)}: the project's env.py committed on its own"
+        )
+    progress(f"rolled back: the database is unchanged (at {revision_ids(now)})")
