@@ -37,7 +37,7 @@ def test_seed_a_scenario_on_an_empty_database(lossless_database: str, conn: Conn
     assert report["tables"] == counts
     assert report["total"] == sum(counts.values())
     assert counts["targets"] == 30
-    assert report["revision"] == [before] and report["prepared"] == before
+    assert report["current"] == [before] and report["prepared"] == before
     assert report["rows_per_second"] > 0
     assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == before
 

@@ -20,7 +20,7 @@ def test_scenarios_lists_every_bundled_scenario() -> None:
         {"name": s.name, "before": s.before, "after": s.after, "description": s.description}
         for s in all_scenarios().values()
     ]
-    assert json.loads(machine.out) == expected
+    assert json.loads(machine.out) == {"format": "lossless.scenarios/1", "scenarios": expected}
     by_name = {s["name"]: s for s in expected}
     assert by_name["migration-014"]["after"] == "f06135d685df"
     assert "iteration-decoupling" in by_name
@@ -45,7 +45,7 @@ def test_history_lists_revisions_base_first(project: Path) -> None:
     ]
     assert lines[-1].endswith("(head)")
 
-    machine = json.loads(run_lossless("-c", str(project), "history", "--json").out)
+    machine = json.loads(run_lossless("-c", str(project), "history", "--json").out)["revisions"]
     assert [(r["revision"], r["down_revision"], r["head"]) for r in machine] == [
         ("a1", [], False),
         ("b2", ["a1"], False),
@@ -57,7 +57,7 @@ def test_history_lists_revisions_base_first(project: Path) -> None:
 
 def test_history_marks_a_scenarios_before_and_after() -> None:
     scenario = all_scenarios()["migration-014"]
-    machine = json.loads(run_lossless("-s", scenario.name, "history", "--json").out)
+    machine = json.loads(run_lossless("-s", scenario.name, "history", "--json").out)["revisions"]
     labels = {r["revision"]: r["label"] for r in machine}
     assert labels[scenario.before] == "before"
     assert labels[scenario.after] == "after"

@@ -140,7 +140,7 @@ def test_a_bundled_scenario_preflight_upgrade_downgrade(seeded_database: str) ->
     preview = run_lossless(*args, "preflight", "--json")
     assert preview.code == 0, preview
     report = json.loads(preview.out)
-    assert report["reached"] == [scenario.after]
+    assert report["after"] == [scenario.after]
     moved = [o["counts"]["moved"] for o in report["operations"] if "moved" in o["counts"]]
     # every target's goal and sprint, into their junctions
     assert moved == [SEEDED_TARGETS, SEEDED_TARGETS]

@@ -44,7 +44,7 @@ def test_preflight_upgrade_counts_and_changes_nothing(
     assert "rolled back: the database is unchanged" in outcome.err
 
     machine = json.loads(lossless("preflight", "c3", "--json").out)
-    assert (machine["ok"], machine["direction"], machine["reached"]) == (True, "upgrade", ["c3"])
+    assert (machine["ok"], machine["direction"], machine["after"]) == (True, "upgrade", ["c3"])
     assert [o["counts"] for o in machine["operations"]] == [{"moved": 5}]
     assert _state(conn) == before
 

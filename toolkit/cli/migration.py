@@ -22,7 +22,10 @@ def upgrade(run: Run, revision: str, x: dict[str, str], as_json: bool) -> None:
     failure leaves the database at the last good revision.
     """
     report = commands.upgrade(run.settings, revision, x=x, progress=run.progress)
-    emit_json(render.migration_json(report)) if as_json else emit(render.migration(report))
+    if as_json:
+        emit_json(report.direction, render.migration_json(report))
+    else:
+        emit(render.migration(report))
 
 
 @click.command(cls=TakesRelativeRevision)
@@ -38,7 +41,10 @@ def downgrade(run: Run, revision: str, x: dict[str, str], as_json: bool) -> None
     data as -x options (e.g. migration-014: -x on_missing=keep_null).
     """
     report = commands.downgrade(run.settings, revision, x=x, progress=run.progress)
-    emit_json(render.migration_json(report)) if as_json else emit(render.migration(report))
+    if as_json:
+        emit_json(report.direction, render.migration_json(report))
+    else:
+        emit(render.migration(report))
 
 
 @click.command(cls=TakesRelativeRevision)
@@ -58,7 +64,10 @@ def preflight(
     Give it the -x options the real run will get.
     """
     report = commands.preflight(run.settings, revision, x=x, progress=run.progress)
-    emit_json(render.preflight_json(report)) if as_json else emit(render.preflight(report))
+    if as_json:
+        emit_json("preflight", render.preflight_json(report))
+    else:
+        emit(render.preflight(report))
     if not report.ok:
         ctx.exit(EXIT_DATA)
 
@@ -69,7 +78,10 @@ def preflight(
 def current(run: Run, as_json: bool) -> None:
     """Show the revision the database is at."""
     report = commands.current(run.settings, progress=run.progress)
-    emit_json(render.current_json(report)) if as_json else emit(render.current(report))
+    if as_json:
+        emit_json("current", render.current_json(report))
+    else:
+        emit(render.current(report))
 
 
 @click.command()
@@ -78,7 +90,10 @@ def current(run: Run, as_json: bool) -> None:
 def history(run: Run, as_json: bool) -> None:
     """List the revisions, base first (no server needed)."""
     report = commands.history(run.settings)
-    emit_json(render.history_json(report)) if as_json else emit(render.history(report))
+    if as_json:
+        emit_json("history", render.history_json(report))
+    else:
+        emit(render.history(report))
 
 
 @click.command()
@@ -90,4 +105,8 @@ def sql(run: Run, span: str, x: dict[str, str]) -> None:
 
     Goes down when TO is below FROM. An empty FROM means base (`:head`).
     """
-    click.echo(commands.offline_sql(run.settings, span, x=x, progress=run.progress), nl=False)
+    emit(
+        commands.offline_sql(run.settings, span, x=x, progress=run.progress),
+        nl=False,
+        verbatim=True,
+    )

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
-from toolkit.cli.safety import clean
+from toolkit.cli.output import project_output_on_stderr
+from toolkit.cli.safety import clean, remember_url
 from toolkit.commands import RunSettings
+from toolkit.errors import UsageError
+from toolkit.postgres.url import mask_url, parse_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|min|h)?\s*")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0}
+#: PostgreSQL's timeouts are a 32-bit count of milliseconds.
+MAX_TIMEOUT_MS = 2**31 - 1
 
 
 def duration(ctx: click.Context, param: click.Parameter, value: str | float) -> float:
@@ -31,7 +37,31 @@ def duration(ctx: click.Context, param: click.Parameter, value: str | float) -> 
         raise click.BadParameter(
             f"{value!r} is not a duration (e.g. 500ms, 10s, 5min, 1h; 0: no limit)"
         )
-    return float(match[1]) * _UNIT_SECONDS[match[2] or "s"]
+    seconds = float(match[1]) * _UNIT_SECONDS[match[2] or "s"]
+    if round(seconds * 1000) > MAX_TIMEOUT_MS:
+        raise click.BadParameter(
+            f"{value!r} is more than PostgreSQL accepts ({MAX_TIMEOUT_MS}ms, a little over "
+            f"{MAX_TIMEOUT_MS // 8_640_000 / 10:g} days); 0 means no limit"
+        )
+    return seconds
+
+
+def postgres_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Option callback: a PostgreSQL URL that names at least a server or a database."""
+    del ctx, param
+    if not value:
+        return None
+    remember_url(value)
+    try:
+        parsed = parse_url(value)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if not (parsed.host or parsed.port or parsed.username or parsed.database or parsed.query):
+        raise click.BadParameter(
+            f"{mask_url(value)} names no server and no database "
+            "(e.g. postgresql://user@host:5432/dbname)"
+        )
+    return value
 
 
 _RELATIVE_DOWN = re.compile(r"-\d+")
@@ -67,12 +97,22 @@ class Run:
             click.echo(clean(line), err=True)
 
 
-pass_run = click.make_pass_decorator(Run)
+def pass_run(fn: F) -> F:
+    """Pass the group's ``Run``; while the command runs, only results go to stdout."""
+
+    @functools.wraps(fn)
+    def run_with_output_on_stderr(*args: Any, **kwargs: Any) -> Any:
+        with project_output_on_stderr():
+            return fn(*args, **kwargs)
+
+    return cast(F, click.make_pass_decorator(Run)(run_with_output_on_stderr))
 
 
 def json_option(fn: F) -> F:
-    """``--json``: print the result as JSON for a machine."""
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON for a machine.")(fn)
+    """``--json``: print the result as JSON for a machine (errors too)."""
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print JSON for a machine (errors too)."
+    )(fn)
 
 
 def x_arguments(

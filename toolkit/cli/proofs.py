@@ -19,7 +19,10 @@ _ROUNDTRIP_ROWS = 200
 def scenarios(as_json: bool) -> None:
     """List the bundled scenarios and their revisions."""
     found = commands.list_scenarios()
-    emit_json(render.scenarios_json(found)) if as_json else emit(render.scenarios(found))
+    if as_json:
+        emit_json("scenarios", render.scenarios_json(found))
+    else:
+        emit(render.scenarios(found))
 
 
 @click.command()
@@ -33,7 +36,10 @@ def seed(run: Run, rows: int, seed: int, as_json: bool) -> None:
     with --config the schema the database has is reflected and filled.
     """
     report = commands.seed(run.settings, rows=rows, seed=seed, progress=run.progress)
-    emit_json(render.seed_json(report)) if as_json else emit(render.seeded(report))
+    if as_json:
+        emit_json("seed", render.seed_json(report))
+    else:
+        emit(render.seeded(report))
 
 
 @click.command()
@@ -66,7 +72,10 @@ def snapshot(run: Run, output: Path) -> None:
 def diff(ctx: click.Context, first: Path, second: Path, as_json: bool) -> None:
     """Compare two snapshot files; exit 1 when they differ."""
     found = commands.diff_files(first, second)
-    emit_json(found.to_json()) if as_json else emit(found.render())
+    if as_json:
+        emit_json("diff", found.to_json())
+    else:
+        emit(found.render())
     if not found.ok:
         ctx.exit(EXIT_DATA)
 
@@ -93,9 +102,13 @@ def roundtrip(
     names: the scratch database on the same server is dropped afterwards unless --keep.
     Exit 1 when the proof fails.
     """
-    report = commands.roundtrip(
+    done = commands.roundtrip(
         run.settings, rows=rows, seed=seed, clone=clone, keep=keep, progress=run.progress
     )
-    emit_json(report.to_json()) if as_json else emit(report.render())
+    report = done.report
+    if as_json:
+        emit_json("roundtrip", render.roundtrip_json(done))
+    else:
+        emit(report.render())
     if not report.ok:
         ctx.exit(EXIT_DATA)

@@ -11,6 +11,7 @@ from toolkit.commands import (
     MigrationReport,
     PreflightReport,
     Refusal,
+    RoundTripRun,
     ScenarioInfo,
     SeedReport,
     TimedResult,
@@ -116,7 +117,7 @@ def preflight(report: PreflightReport) -> str:
         f"{report.seconds:.2f}s (rolled back: nothing changed)",
         "",
     ]
-    if report.before == report.reached and report.ok:
+    if report.before == report.after and report.ok:
         lines.append(f"nothing to do: already at {ids(report.before)}")
     elif report.operations or report.refused:
         lines.append(operations_table(report.operations, report.refused))
@@ -131,7 +132,7 @@ def _goal(report: PreflightReport) -> str:
     """The revision asked for, and the one a relative ``-1`` reached."""
     relative = report.revision[:1] in ("-", "+")
     if relative and report.refused is None and report.failure is None:
-        return f"{report.revision} ({ids(report.reached)})"
+        return f"{report.revision} ({ids(report.after)})"
     return report.revision
 
 
@@ -143,7 +144,7 @@ def verdict(report: PreflightReport) -> str:
         return f"WOULD FAIL: {report.failure}"
     if report.lost:
         return f"DATA WOULD BE LOST: {report.lost:,} row(s) (declared by the operations)"
-    return f"ok: would reach {ids(report.reached)} and lose nothing"
+    return f"ok: would reach {ids(report.after)} and lose nothing"
 
 
 def seeded(report: SeedReport) -> str:
@@ -228,7 +229,7 @@ def migration_json(report: MigrationReport) -> dict[str, Any]:
     return {
         "direction": report.direction,
         "target": report.target,
-        "server": report.server,
+        "server": report.server.to_json(),
         "database": report.database,
         "revision": report.revision,
         "before": list(report.before),
@@ -247,11 +248,11 @@ def preflight_json(report: PreflightReport) -> dict[str, Any]:
         "ok": report.ok,
         "direction": report.direction,
         "target": report.target,
-        "server": report.server,
+        "server": report.server.to_json(),
         "database": report.database,
         "revision": report.revision,
         "before": list(report.before),
-        "reached": list(report.reached),
+        "after": list(report.after),
         "x": dict(report.x),
         "lost": report.lost,
         "operations": [operation_json(t) for t in report.operations],
@@ -276,9 +277,9 @@ def seed_json(report: SeedReport) -> dict[str, Any]:
     """A seed run for a machine."""
     return {
         "target": report.target,
-        "server": report.server,
+        "server": report.server.to_json(),
         "database": report.database,
-        "revision": list(report.revision),
+        "current": list(report.revision),
         "rows": report.rows,
         "seed": report.seed,
         "prepared": report.prepared,
@@ -294,7 +295,7 @@ def current_json(report: CurrentReport) -> dict[str, Any]:
     """Where the database is, for a machine."""
     return {
         "target": report.target,
-        "server": report.server,
+        "server": report.server.to_json(),
         "database": report.database,
         "current": list(report.current),
         "heads": list(report.heads),
@@ -302,23 +303,35 @@ def current_json(report: CurrentReport) -> dict[str, Any]:
     }
 
 
-def history_json(report: HistoryReport) -> list[dict[str, Any]]:
+def history_json(report: HistoryReport) -> dict[str, Any]:
     """The revisions, base first, for a machine."""
-    return [
-        {
-            "revision": r.revision,
-            "down_revision": list(r.down_revision),
-            "message": r.message,
-            "head": r.revision in report.heads,
-            "label": report.labels.get(r.revision),
-        }
-        for r in report.revisions
-    ]
+    return {
+        "target": report.target,
+        "heads": list(report.heads),
+        "revisions": [
+            {
+                "revision": r.revision,
+                "down_revision": list(r.down_revision),
+                "message": r.message,
+                "head": r.revision in report.heads,
+                "label": report.labels.get(r.revision),
+            }
+            for r in report.revisions
+        ],
+    }
 
 
-def scenarios_json(found: Sequence[ScenarioInfo]) -> list[dict[str, str]]:
+def scenarios_json(found: Sequence[ScenarioInfo]) -> dict[str, Any]:
     """The bundled scenarios for a machine."""
-    return [
-        {"name": s.name, "before": s.before, "after": s.after, "description": s.description}
-        for s in found
-    ]
+    return {
+        "scenarios": [
+            {"name": s.name, "before": s.before, "after": s.after, "description": s.description}
+            for s in found
+        ]
+    }
+
+
+def roundtrip_json(run: RoundTripRun) -> dict[str, Any]:
+    """A round trip's report for a machine, with the server it ran on."""
+    data = {k: v for k, v in run.report.to_json().items() if k != "format"}
+    return {**data, "server": run.server.to_json()}

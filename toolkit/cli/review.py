@@ -40,7 +40,10 @@ def lint(
     revision, base to head. Exit 1 when squawk finds anything.
     """
     report = lint_revisions(run.settings, span, x=x, exclude=exclude, progress=run.progress)
-    emit_json(lint_json(report)) if as_json else emit(render_lint(report))
+    if as_json:
+        emit_json("lint", lint_json(report))
+    else:
+        emit(render_lint(report))
     if not report.ok:
         ctx.exit(EXIT_DATA)
 

@@ -21,7 +21,7 @@ from toolkit.commands.migrating import (
 from toolkit.commands.preflight import PreflightReport, Refusal, preflight
 from toolkit.commands.revision_options import describe_x, explain_refusal, with_x
 from toolkit.commands.seed import SeedReport, TableRows, seed
-from toolkit.commands.server import Progress, silent
+from toolkit.commands.server import Progress, ServerInfo, silent
 from toolkit.commands.settings import (
     DEFAULT_LOCK_TIMEOUT_S,
     DEFAULT_STATEMENT_TIMEOUT_S,
@@ -31,7 +31,13 @@ from toolkit.commands.settings import (
     list_scenarios,
     resolve_target,
 )
-from toolkit.commands.verifying import SnapshotWritten, diff_files, roundtrip, snapshot
+from toolkit.commands.verifying import (
+    RoundTripRun,
+    SnapshotWritten,
+    diff_files,
+    roundtrip,
+    snapshot,
+)
 from toolkit.commands.watch import TimedResult
 
 __all__ = [
@@ -43,9 +49,11 @@ __all__ = [
     "PreflightReport",
     "Progress",
     "Refusal",
+    "RoundTripRun",
     "RunSettings",
     "ScenarioInfo",
     "SeedReport",
+    "ServerInfo",
     "SnapshotWritten",
     "TableRows",
     "Target",

@@ -22,7 +22,13 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from toolkit import migrate
 from toolkit.commands.locking import migration_lock
 from toolkit.commands.revision_options import explain_refusal, warn_unread, with_x
-from toolkit.commands.server import Progress, open_connection, open_server, session_url
+from toolkit.commands.server import (
+    Progress,
+    ServerInfo,
+    open_connection,
+    open_server,
+    session_url,
+)
 from toolkit.commands.settings import RunSettings, Target, resolve_target
 from toolkit.commands.watch import Step, TimedResult, Timeline, plan, watching
 from toolkit.errors import (
@@ -54,7 +60,7 @@ class StepRun:
     """What a locked step did, or got to before a refusal or a failure (``rollback``)."""
 
     target: Target
-    server: str
+    server: ServerInfo
     database: str
     direction: Direction
     #: The revision asked for, ``head``/``heads`` spelled out as the head id(s).
@@ -144,7 +150,7 @@ def run_step(
                 after = migrate.current(project, server.url)
     return StepRun(
         target=target,
-        server=server.describe(),
+        server=ServerInfo.of(server),
         database=database,
         direction=way,
         goal=goal,

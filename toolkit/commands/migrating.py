@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from toolkit import migrate
 from toolkit.commands.locked_step import Direction, destination, revision_ids, run_step
 from toolkit.commands.revision_options import warn_unread
-from toolkit.commands.server import Progress, open_server, silent, timeouts_sql
+from toolkit.commands.server import Progress, ServerInfo, open_server, silent, timeouts_sql
 from toolkit.commands.settings import RunSettings, Target, resolve_target
 from toolkit.commands.watch import TimedResult
-from toolkit.migrate import RevisionInfo
+from toolkit.errors import UsageError
+from toolkit.migrate import Project, RevisionInfo
 from toolkit.postgres.url import database_name
 
 __all__ = [
@@ -40,7 +41,7 @@ class MigrationReport:
 
     direction: str
     target: str
-    server: str
+    server: ServerInfo
     database: str
     revision: str
     before: tuple[str, ...]
@@ -60,7 +61,7 @@ class CurrentReport:
     """Where a database is, against the project's heads."""
 
     target: str
-    server: str
+    server: ServerInfo
     database: str
     current: tuple[str, ...]
     heads: tuple[str, ...]
@@ -137,7 +138,7 @@ def current(settings: RunSettings, *, progress: Progress = silent) -> CurrentRep
         revisions = migrate.current(target.project, server.url)
     return CurrentReport(
         target=target.label,
-        server=server.describe(),
+        server=ServerInfo.of(server),
         database=database_name(server.url),
         current=revisions,
         heads=heads,
@@ -168,9 +169,27 @@ def offline_sql(
     It starts with the run's ``lock_timeout`` and ``statement_timeout``, as the real run has.
     """
     project = resolve_target(settings).project
+    check_span(project, span)
     options = dict(x or {})
     warn_unread(project, options, progress)
     return timeouts_sql(settings) + migrate.offline_sql(project, span, x=options)
+
+
+def check_span(project: Project, span: str) -> None:
+    """``UsageError`` unless ``span`` is ``FROM:TO`` with a TO other than FROM."""
+    start, colon, end = span.partition(":")
+    if not colon:
+        raise UsageError(f"expected FROM:TO, got {span!r}")
+    if not end:
+        raise UsageError(
+            f"sql {span!r} has no TO revision: give FROM:TO, e.g. :head (from base) or a1:b2"
+        )
+    first = destination(project, migrate.resolve_revision(project, start) if start else "base")
+    last = destination(project, migrate.resolve_revision(project, end))
+    if first == last:
+        raise UsageError(
+            f"sql {span!r}: FROM and TO are the same revision, so there is no SQL to show"
+        )
 
 
 def scenario_labels(target: Target) -> dict[str, str]:

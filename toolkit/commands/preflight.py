@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from toolkit.commands.locked_step import run_step, step_direction
-from toolkit.commands.server import Progress, silent
+from toolkit.commands.server import Progress, ServerInfo, silent
 from toolkit.commands.settings import RunSettings
 from toolkit.commands.watch import TimedResult
 from toolkit.errors import DataRefusedError
@@ -39,12 +39,12 @@ class PreflightReport:
 
     direction: str
     target: str
-    server: str
+    server: ServerInfo
     database: str
     revision: str
     before: tuple[str, ...]
     #: Where the step got to before the rollback (the target revision when it succeeded).
-    reached: tuple[str, ...]
+    after: tuple[str, ...]
     operations: tuple[TimedResult, ...]
     refused: Refusal | None
     failure: str | None
@@ -88,7 +88,7 @@ def preflight(
         database=run.database,
         revision=run.goal,
         before=run.before,
-        reached=run.after,
+        after=run.after,
         operations=run.operations,
         refused=None if run.refused is None else _refusal(run.refused),
         failure=run.failure,

@@ -19,6 +19,7 @@ from toolkit.commands.locked_step import destination, revision_ids
 from toolkit.commands.locking import migration_lock
 from toolkit.commands.server import (
     Progress,
+    ServerInfo,
     open_connection,
     open_server,
     session_url,
@@ -50,7 +51,7 @@ class SeedReport:
     """What ``seed`` wrote, where, and how fast."""
 
     target: str
-    server: str
+    server: ServerInfo
     database: str
     revision: tuple[str, ...]
     rows: int
@@ -102,7 +103,7 @@ def seed(
     added = tuple(TableRows(name, after[name] - before.get(name, 0)) for name in sorted(after))
     return SeedReport(
         target=target.label,
-        server=server.describe(),
+        server=ServerInfo.of(server),
         database=database_name(server.url),
         revision=at,
         rows=rows,

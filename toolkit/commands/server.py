@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, create_engine
 from sqlalchemy.exc import DBAPIError
@@ -12,12 +14,46 @@ from sqlalchemy.pool import NullPool
 from toolkit.commands.settings import RunSettings
 from toolkit.errors import ProvisioningError
 from toolkit.postgres import Server, provision
-from toolkit.postgres.url import mask_url, parse_url, scrub, sqlalchemy_url
+from toolkit.postgres.url import database_name, mask_url, parse_url, scrub, sqlalchemy_url
 
 #: Receives one human-readable progress line at a time (the CLI writes them to stderr).
 Progress = Callable[[str], None]
 
 APPLICATION_NAME = "lossless"
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """The server a command worked on, without its password: what reports carry."""
+
+    #: ``url`` (given with --url), ``embedded`` or ``docker`` (throwaway servers).
+    kind: str
+    version: str
+    url: str
+    database: str
+    sentence: str
+
+    @classmethod
+    def of(cls, server: Server) -> ServerInfo:
+        return cls(
+            kind=server.kind,
+            version=server.version,
+            url=server.masked_url,
+            database=database_name(server.url),
+            sentence=server.describe(),
+        )
+
+    def describe(self) -> str:
+        """``PostgreSQL 16.4 (server at postgresql://dba:***@db1:5432/app)``."""
+        return self.sentence
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "version": self.version,
+            "url": self.url,
+            "database": self.database,
+        }
 
 
 def silent(line: str) -> None:

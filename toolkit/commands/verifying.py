@@ -10,7 +10,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from toolkit.commands.server import Progress, open_connection, open_server, silent
+from toolkit.commands.server import (
+    Progress,
+    ServerInfo,
+    open_connection,
+    open_server,
+    silent,
+)
 from toolkit.commands.settings import RunSettings, resolve_target
 from toolkit.errors import UsageError
 from toolkit.postgres.url import database_name
@@ -22,7 +28,7 @@ from toolkit.verify import Snapshot, SnapshotDiff, diff, take_snapshot
 class SnapshotWritten:
     """Where a snapshot went and what it covers."""
 
-    server: str
+    server: ServerInfo
     database: str
     path: Path
     tables: int
@@ -48,7 +54,7 @@ def snapshot(
     except OSError as exc:
         raise UsageError(f"cannot write snapshot to {output}: {exc.strerror}") from None
     return SnapshotWritten(
-        server=server.describe(),
+        server=ServerInfo.of(server),
         database=database_name(server.url),
         path=output,
         tables=len(taken.tables),
@@ -72,6 +78,14 @@ def read_snapshot(path: Path) -> Snapshot:
     return Snapshot.from_json(data)
 
 
+@dataclass(frozen=True)
+class RoundTripRun:
+    """A round trip's report and the server it ran on."""
+
+    report: RoundTripReport
+    server: ServerInfo
+
+
 def roundtrip(
     settings: RunSettings,
     *,
@@ -80,7 +94,7 @@ def roundtrip(
     clone: bool = False,
     keep: bool = False,
     progress: Progress = silent,
-) -> RoundTripReport:
+) -> RoundTripRun:
     """Prove on a scratch database that downgrade + upgrade lose nothing undeclared.
 
     ``clone`` starts the scratch database as a copy of the one the URL names (real data);
@@ -98,9 +112,11 @@ def roundtrip(
             f"{start} (database {named!r} itself is not changed)"
         )
         if target.scenario is not None:
-            return run_scenario_roundtrip(
+            report = run_scenario_roundtrip(
                 target.scenario, server.url, rows=rows, seed=seed, template=template, keep=keep
             )
-        return run_project_roundtrip(
-            target.project, server.url, rows=rows, seed=seed, template=template, keep=keep
-        )
+        else:
+            report = run_project_roundtrip(
+                target.project, server.url, rows=rows, seed=seed, template=template, keep=keep
+            )
+    return RoundTripRun(report=report, server=ServerInfo.of(server))

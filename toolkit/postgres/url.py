@@ -1,8 +1,11 @@
-"""URL helpers: masking passwords, naming databases, driver selection. Pure, no I/O."""
+"""URL helpers: masking passwords, naming databases, driver selection. No I/O."""
 
 from __future__ import annotations
 
+import getpass
+import os
 import re
+from urllib.parse import urlsplit
 
 from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import URL, make_url
@@ -23,6 +26,11 @@ def parse_url(url: str) -> URL:
         parsed = make_url(text)
     except ArgumentError as exc:
         raise UsageError(f"not a PostgreSQL URL: {mask_url(url)}") from exc
+    except ValueError:  # SQLAlchemy's int() of the port
+        port = urlsplit(text).netloc.rpartition("@")[2].rpartition(":")[2]
+        raise UsageError(
+            f"not a PostgreSQL URL: {mask_url(url)}: the port {port!r} is not a number"
+        ) from None
     if parsed.get_backend_name() != "postgresql":
         raise UsageError(f"not a PostgreSQL URL: {mask_url(url)}")
     return parsed
@@ -60,9 +68,17 @@ def with_database(url: str | URL, database: str) -> str:
 
 
 def database_name(url: str | URL) -> str:
-    """The database a URL names (``postgres`` when it names none)."""
+    """The database a URL connects to.
+
+    When the URL names none, libpq's choice: ``PGDATABASE``, else the user name (the URL's,
+    else ``PGUSER``, else the login name).
+    """
     parsed = url if isinstance(url, URL) else parse_url(url)
-    return parsed.database or "postgres"
+    query = {k: v if isinstance(v, str) else v[-1] for k, v in parsed.query.items()}
+    named = parsed.database or query.get("dbname") or os.environ.get("PGDATABASE")
+    if named:
+        return named
+    return parsed.username or query.get("user") or os.environ.get("PGUSER") or getpass.getuser()
 
 
 def mask_url(url: str | URL | None) -> str:
@@ -83,7 +99,7 @@ def scrub(text: str, url: str | URL | None) -> str:
     try:
         parsed = url if isinstance(url, URL) else make_url(url)
         password = parsed.password if isinstance(parsed.password, str) else None
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         password = None
     if password:
         text = text.replace(password, "***")
