@@ -112,7 +112,7 @@ def _run_script(url: str, script: str) -> None:
         conn.commit()
 
 
-def _seed_template(server: Server, name: str, rows: int, timer: Timer) -> str:
+def seed_template(server: Server, name: str, rows: int, timer: Timer) -> str:
     url = create_database(server.url, name)
     migrate.upgrade(PROJECT, url, SCENARIO.before)
     engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
@@ -128,7 +128,7 @@ def _seed_template(server: Server, name: str, rows: int, timer: Timer) -> str:
 
 
 @contextmanager
-def _clone(server: Server, template_url: str) -> Iterator[str]:
+def clone(server: Server, template_url: str) -> Iterator[str]:
     name = f"lossless_bench_{secrets.token_hex(4)}"
     url = create_database(server.url, name, template=database_name(template_url))
     try:
@@ -162,11 +162,11 @@ def main() -> None:
     with bench_server(args.url) as server:
         template = f"lossless_bench_m014_{secrets.token_hex(4)}"
         try:
-            template_url = _seed_template(server, template, args.rows, timer)
+            template_url = seed_template(server, template, args.rows, timer)
             seeded = _snapshot(template_url)
             for _ in range(args.repeat):
                 for label, run in variants.items():
-                    with _clone(server, template_url) as url:
+                    with clone(server, template_url) as url:
                         run(url, timer)
                         back = diff(seeded, _snapshot(url))
                         if not back.ok:

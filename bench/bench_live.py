@@ -1,0 +1,208 @@
+"""Migration 014 on a live database: the upgrade and the downgrade while an application writes.
+
+For each size (``--rows``, default 300k and 1M targets) the migration-014 ``before``
+schema is seeded once and cloned; on the clone, four application connections
+(``bench.app_writers``: loopback, bounded loops, one short transaction every 10 ms:
+inserts with foreign keys into every table the revision touches, updates, reads) run
+while ``lossless upgrade`` runs through the CLI's own code path (migration lock,
+timeouts), then again during ``lossless downgrade``. Reported per step:
+
+- deadlocks: seen by the application (SQLSTATE 40P01) and by the server
+  (``pg_stat_database.deadlocks``); must be 0;
+- the longest application statement (client-side wall time), and which one;
+- the migration's time and outcome (a failure is reported, not hidden);
+- committed application writes missing afterwards (checked row by row in whatever shape
+  the database is then, the upgrade's writes again after the downgrade); must be 0.
+
+Run: ``python -m bench.bench_live --url postgresql://postgres@127.0.0.1:5432/postgres``
+(``--rows 300000 1000000`` by default; ``--lock-timeout 2`` as the CLI's option, in
+seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bench.app_writers import Writer, Written, missing, seeded_ids
+from bench.bench_migration_014 import SCENARIO, clone, seed_template
+from bench.harness import Timer, bench_server, print_table
+from toolkit import commands
+from toolkit.errors import ToolkitError
+from toolkit.postgres import Server, connect, drop_database
+
+WRITERS = 4
+WARM_UP_S = 1.0
+TAIL_S = 0.5
+
+
+@dataclass(frozen=True)
+class StepFigures:
+    """One migration step under load."""
+
+    rows: int
+    step: str
+    outcome: str
+    migration_s: float
+    app_deadlocks: int
+    server_deadlocks: int
+    longest_s: float
+    longest_sql: str
+    committed: int
+    missing: int
+    app_errors: int
+
+
+def run_step(
+    url: str,
+    rows: int,
+    step: str,
+    settings: commands.RunSettings,
+    ids: Sequence[list[str]],
+    earlier: list[Written],
+) -> StepFigures:
+    """Run one migration step (``upgrade`` or ``downgrade``) while the writers write.
+
+    ``earlier`` holds the writes committed during the previous steps: they must survive
+    this one too (this step's writes are added to it).
+    """
+    goals, sprints, targets = ids
+    stop = threading.Event()
+    writers = [
+        Writer(url, n, goals=goals, sprints=sprints, targets=targets, stop=stop)
+        for n in range(WRITERS)
+    ]
+    deadlocks_before = _server_deadlocks(url)
+    for writer in writers:
+        writer.start()
+    time.sleep(WARM_UP_S)
+    start = time.perf_counter()
+    try:
+        if step == "upgrade":
+            commands.upgrade(settings, SCENARIO.after, progress=commands.silent)
+        else:
+            commands.downgrade(settings, SCENARIO.before, progress=commands.silent)
+        outcome = "ok"
+    except ToolkitError as exc:
+        outcome = f"failed: {exc}"
+    migration_s = time.perf_counter() - start
+    time.sleep(TAIL_S)
+    stop.set()
+    for writer in writers:
+        writer.join(timeout=120)
+    stats = [w.stats for w in writers]
+    longest = max(stats, key=lambda s: s.longest_s)
+    written = [w for s in stats for w in s.written]
+    earlier.extend(written)
+    errors = [e for s in stats for e in s.errors]
+    for error in sorted(set(errors))[:5]:
+        print(f"#   app error ({errors.count(error)}x): {error}")
+    return StepFigures(
+        rows=rows,
+        step=step,
+        outcome=outcome,
+        migration_s=migration_s,
+        app_deadlocks=sum(s.deadlocks for s in stats),
+        server_deadlocks=_server_deadlocks(url) - deadlocks_before,
+        longest_s=longest.longest_s,
+        longest_sql=longest.longest_sql,
+        committed=len(written),
+        missing=len(missing(url, earlier)),
+        app_errors=len(errors),
+    )
+
+
+def _server_deadlocks(url: str) -> int:
+    # The statistics are flushed by each backend at most once a second.
+    time.sleep(1.2)
+    with connect(url) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = conn.execute(
+            "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0  # type: ignore[call-overload]
+
+
+def run_size(server: Server, rows: int, args: argparse.Namespace) -> list[StepFigures]:
+    """Seed ``rows`` targets once, then upgrade and downgrade a clone under load."""
+    template = f"lossless_bench_live_{secrets.token_hex(4)}"
+    timer = Timer()
+    figures = []
+    try:
+        template_url = seed_template(server, template, rows, timer)
+        print(f"# {rows} targets seeded in {timer.results['seed']:.1f} s")
+        with clone(server, template_url) as url:
+            ids = seeded_ids(url)
+            settings = commands.RunSettings(
+                url=url,
+                scenario=SCENARIO.name,
+                lock_timeout_s=args.lock_timeout,
+                statement_timeout_s=args.statement_timeout,
+            )
+            written: list[Written] = []
+            for step in ("upgrade", "downgrade"):
+                figures.append(run_step(url, rows, step, settings, ids, written))
+                print(f"# {rows} {step}: {figures[-1].outcome}")
+                if step == "upgrade" and figures[-1].outcome != "ok":
+                    # Measure the downgrade all the same: upgrade without the application.
+                    commands.upgrade(settings, SCENARIO.after)
+                    print(f"# {rows}: upgraded without the application, for the downgrade")
+    finally:
+        drop_database(server.url, template)
+    return figures
+
+
+def main() -> None:
+    """Run every size and print one line per step."""
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--rows", type=int, nargs="+", default=[300_000, 1_000_000])
+    p.add_argument("--url", default=None, help="server URL (default: LOSSLESS_URL or embedded)")
+    p.add_argument("--lock-timeout", type=float, default=commands.DEFAULT_LOCK_TIMEOUT_S)
+    p.add_argument("--statement-timeout", type=float, default=commands.DEFAULT_STATEMENT_TIMEOUT_S)
+    args = p.parse_args()
+    rows: list[list[object]] = []
+    with bench_server(args.url) as server:
+        print(
+            f"# {WRITERS} application connections, one transaction each every 10 ms; "
+            f"--lock-timeout {args.lock_timeout:g}s"
+        )
+        for size in args.rows:
+            for f in run_size(server, size, args):
+                rows.append(
+                    [
+                        f.rows,
+                        f.step,
+                        "ok" if f.outcome == "ok" else "FAILED",
+                        f"{f.migration_s:.1f}",
+                        f"{f.app_deadlocks}/{f.server_deadlocks}",
+                        f"{f.longest_s:.2f}",
+                        f.committed,
+                        f.missing,
+                        f.app_errors,
+                    ]
+                )
+                if f.outcome != "ok":
+                    print(f"# {f.rows} {f.step}: {f.outcome}")
+                print(f"# {f.rows} {f.step}: longest app statement: {f.longest_sql}")
+    print_table(
+        [
+            "rows",
+            "step",
+            "outcome",
+            "migration s",
+            "deadlocks app/server",
+            "longest app stmt s",
+            "committed writes",
+            "missing",
+            "app errors",
+        ],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()
