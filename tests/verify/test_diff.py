@@ -47,15 +47,26 @@ def test_equal_snapshots_have_no_difference() -> None:
     result = diff(BASE, same)
     assert result.ok
     assert result.render() == "no differences"
-    assert result.to_json() == {"ok": True, "differences": []}
+    assert result.to_json() == {"ok": True, "differences": [], "notices": []}
 
 
-def test_sequence_position_is_not_compared() -> None:
-    moved = dataclasses.replace(
-        BASE, sequences=(dataclasses.replace(BASE.sequences[0], last_value=99),)
-    )
+def at_position(snapshot: Snapshot, last_value: int | None) -> Snapshot:
+    sequence = dataclasses.replace(snapshot.sequences[0], last_value=last_value)
+    return dataclasses.replace(snapshot, sequences=(sequence,))
 
-    assert diff(BASE, moved).ok
+
+def test_a_sequence_moving_forward_is_no_difference() -> None:
+    assert diff(BASE, at_position(BASE, 99)).ok
+    assert diff(at_position(BASE, 20), at_position(BASE, 99)).ok
+
+
+def test_a_sequence_moving_back_is_a_difference() -> None:
+    found = diff(at_position(BASE, 20), at_position(BASE, None))
+
+    assert [d.describe() for d in found.differences] == [
+        "sequence notes_id_seq changed: position 20 -> position reset"
+    ]
+    assert not diff(at_position(BASE, 20), at_position(BASE, 3)).ok
 
 
 def test_a_missing_column_is_named_with_its_definition() -> None:

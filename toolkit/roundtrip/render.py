@@ -62,6 +62,8 @@ def render_step(step: StepReport) -> list[str]:
         lines.append(f"compared {step.compared}: {verdict}")
         if step.diff is not None and not step.diff.ok:
             lines += [f"  {d.describe()}" for d in step.diff.differences]
+        if step.diff is not None:
+            lines += [f"  note: {n}" for n in step.diff.notices]
     changed_rows = [r for r in step.rows if not r.ok]
     if changed_rows:
         lines.append("rows:")

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
+from toolkit.verify.fingerprint import CatalogEntry
 from toolkit.verify.model import Snapshot, TableSnapshot
 
 ObjectKind = Literal[
-    "table", "column", "constraint", "index", "trigger", "sequence", "enum", "view"
+    "table",
+    "column",
+    "constraint",
+    "index",
+    "trigger",
+    "sequence",
+    "enum",
+    "view",
+    "policy",
+    "statistics",
+    "rule",
 ]
 Change = Literal["missing", "added", "changed"]
 
@@ -87,9 +98,15 @@ Difference = SchemaDifference | DataDifference
 
 @dataclass(frozen=True)
 class SnapshotDiff:
-    """Everything that differs between two snapshots; ``ok`` when nothing does."""
+    """Everything that differs between two snapshots; ``ok`` when nothing does.
+
+    ``notices`` are changes that lose nothing but must be said (a column that moved to
+    another position: ``SELECT *``, ``COPY`` without a column list and positional ``INSERT``
+    see it); they do not make the diff fail.
+    """
 
     differences: tuple[Difference, ...] = ()
+    notices: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -111,13 +128,16 @@ class SnapshotDiff:
 
     def render(self) -> str:
         """One difference per line; ``no differences`` when equal."""
-        if self.ok:
-            return "no differences"
-        return "\n".join(d.describe() for d in self.differences)
+        lines = [d.describe() for d in self.differences] or ["no differences"]
+        return "\n".join([*lines, *(f"note: {n}" for n in self.notices)])
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict: ``ok`` and the list of differences."""
-        return {"ok": self.ok, "differences": [d.to_json() for d in self.differences]}
+        return {
+            "ok": self.ok,
+            "differences": [d.to_json() for d in self.differences],
+            "notices": list(self.notices),
+        }
 
 
 def diff(a: Snapshot, b: Snapshot) -> SnapshotDiff:
@@ -157,8 +177,75 @@ def diff(a: Snapshot, b: Snapshot) -> SnapshotDiff:
         {v.name: v for v in b.views},
         describe=lambda v: v.definition,
     )
+    found += _sequence_positions(a, b)
+    found += _catalog(a, b)
     found += [d for ta, tb in pairs if (d := _table_data(ta, tb)) is not None]
-    return SnapshotDiff(tuple(found))
+    return SnapshotDiff(tuple(found), _column_order(a, b))
+
+
+#: Catalog kinds that are objects of their own (compared like tables); the other catalog
+#: entries are details of an object the typed fields hold (a column's grants, a table's
+#: row-level security), compared only when that object exists on both sides, since its
+#: absence is already one difference.
+_STANDALONE: tuple[ObjectKind, ...] = ("policy", "statistics", "rule")
+
+
+def _catalog(a: Snapshot, b: Snapshot) -> list[SchemaDifference]:
+    found: list[SchemaDifference] = []
+    kinds = sorted({e.kind for e in (*a.catalog, *b.catalog)} - {"column order"})
+    for kind in kinds:
+        before = {(e.table, e.name): e for e in a.catalog if e.kind == kind}
+        after = {(e.table, e.name): e for e in b.catalog if e.kind == kind}
+        if kind not in _STANDALONE:
+            both = before.keys() & after.keys()
+            before = {k: v for k, v in before.items() if k in both}
+            after = {k: v for k, v in after.items() if k in both}
+        for table in sorted({t for t, _ in before.keys() | after.keys()}):
+            found += _compare_named(
+                _object_kind(kind),
+                table if kind not in ("table", "sequence", "view") else None,
+                {n: e for (t, n), e in before.items() if t == table},
+                {n: e for (t, n), e in after.items() if t == table},
+                describe=_entry_text,
+            )
+    return found
+
+
+def _object_kind(kind: str) -> ObjectKind:
+    return next((k for k in get_args(ObjectKind) if k == kind), "table")
+
+
+def _entry_text(entry: CatalogEntry) -> str:
+    return entry.text
+
+
+def _sequence_positions(a: Snapshot, b: Snapshot) -> list[SchemaDifference]:
+    """A sequence whose position went back (reset, re-created): the next id may collide.
+
+    Moving forward loses nothing (a migration that inserted and deleted rows leaves it
+    ahead), so only a step back is a difference.
+    """
+    after = {s.name: s for s in b.sequences}
+    found = []
+    for old in a.sequences:
+        new = after.get(old.name)
+        if new is None or old.last_value is None:
+            continue
+        if new.last_value is None or new.last_value < old.last_value:
+            was, now = f"position {old.last_value}", f"position {new.last_value or 'reset'}"
+            found.append(SchemaDifference("sequence", "changed", old.name, None, was, now))
+    return found
+
+
+def _column_order(a: Snapshot, b: Snapshot) -> tuple[str, ...]:
+    before = {e.table: e.text for e in a.catalog if e.kind == "column order"}
+    after = {e.table: e.text for e in b.catalog if e.kind == "column order"}
+    return tuple(
+        f"column order of {table} changed: {before[table]} -> {after[table]}"
+        for table in sorted(before.keys() & after.keys())
+        if before[table] != after[table]
+        and sorted(before[table].split(", ")) == sorted(after[table].split(", "))
+    )
 
 
 def _table_structure(a: TableSnapshot, b: TableSnapshot) -> list[Difference]:

@@ -2,7 +2,11 @@
 
 Immutable values, comparable with ``==`` and serialisable to JSON (``Snapshot.to_json`` /
 ``Snapshot.from_json``). Columns form a set: PostgreSQL cannot restore physical column order,
-so order is not part of equality. Sequence positions are recorded but not compared.
+so order is not part of equality (``diff`` reports a changed order as a notice). Sequence
+positions are recorded and compared by ``diff`` only when one goes back. ``catalog`` holds
+the facts of the full-catalog fingerprint the typed fields leave out (grants, comments,
+statistics targets, trigger states, row-level security, policies, extended statistics,
+rules, inheritance and partitions, column order).
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolkit.errors import UsageError
+from toolkit.verify.fingerprint import CatalogEntry
 
-SNAPSHOT_FORMAT = "lossless.snapshot/1"
+SNAPSHOT_FORMAT = "lossless.snapshot/2"
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,7 @@ class Snapshot:
     sequences: tuple[SequenceSnapshot, ...] = ()
     enums: tuple[EnumType, ...] = ()
     views: tuple[Definition, ...] = ()
+    catalog: tuple[CatalogEntry, ...] = ()
     server_version: str = field(default="", compare=False)
 
     def table(self, name: str) -> TableSnapshot | None:
@@ -173,6 +179,7 @@ class Snapshot:
             "sequences": {s.name: _sequence_json(s) for s in self.sequences},
             "enums": {e.name: list(e.labels) for e in self.enums},
             "views": {v.name: v.definition for v in self.views},
+            "catalog": [[e.kind, e.part, e.table, e.name, e.text] for e in self.catalog],
         }
 
     @classmethod
@@ -192,6 +199,10 @@ class Snapshot:
                 ),
                 enums=tuple(EnumType(n, tuple(v)) for n, v in sorted(data["enums"].items())),
                 views=_definitions(data["views"]),
+                catalog=tuple(
+                    CatalogEntry(kind, part, str(data["schema"]), table, name, body)
+                    for kind, part, table, name, body in data["catalog"]
+                ),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"malformed lossless snapshot: {exc!r}") from None

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, text
 from toolkit.sql.stash import STASH_TABLE
 from toolkit.verify.catalog import TableStructure, read_structure
 from toolkit.verify.compose import execute, row_hash, table_ref
+from toolkit.verify.fingerprint import CatalogEntry, catalog_entries
 from toolkit.verify.model import Snapshot, TableSnapshot
 from toolkit.verify.session import canonical_settings
 
@@ -45,14 +46,29 @@ def take_snapshot(
             if table.name not in exclude_tables
         )
         version = conn.execute(text("SHOW server_version")).scalar_one()
+    skipped = set(exclude_tables)
+    catalog = tuple(
+        e for e in catalog_entries(conn, (schema,)) if _in_snapshot(e) and e.table not in skipped
+    )
     return Snapshot(
         schema=schema,
         tables=tables,
         sequences=structure.sequences,
         enums=structure.enums,
         views=structure.views,
+        catalog=catalog,
         server_version=str(version).split()[0],
     )
+
+
+#: Fingerprint entries the typed snapshot fields do not already hold.
+STANDALONE_KINDS = frozenset({"policy", "statistics", "rule"})
+
+
+def _in_snapshot(entry: CatalogEntry) -> bool:
+    if entry.kind == "sequence position":
+        return False  # SequenceSnapshot.last_value holds it
+    return entry.part == "detail" or entry.kind in STANDALONE_KINDS
 
 
 def fingerprinted_columns(table: TableStructure, excluded: Iterable[str]) -> list[str]:
@@ -64,7 +80,8 @@ def fingerprinted_columns(table: TableStructure, excluded: Iterable[str]) -> lis
 def _table_snapshot(
     conn: Connection, schema: str, table: TableStructure, excluded: tuple[str, ...]
 ) -> TableSnapshot:
-    query = sql.SQL("SELECT count(*), coalesce(sum({}), 0) FROM {} AS t").format(
+    # ONLY: a parent's fingerprint holds its own rows; its children are tables of their own.
+    query = sql.SQL("SELECT count(*), coalesce(sum({}), 0) FROM ONLY {} AS t").format(
         row_hash(fingerprinted_columns(table, excluded), alias="t"),
         table_ref(schema, table.name),
     )
