@@ -101,6 +101,9 @@ _USER_OPTIONS = (
     " WHERE o NOT LIKE 'pg\\_attver=%' ORDER BY o), ','), '')"
 )
 
+# The columns of extended statistics are a set (kept in attnum order): they are listed by
+# name, so a column that moved to the end of its table does not change them.
+
 _RELS = """
     SELECT c.oid, n.nspname, c.relname, c.relkind FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -248,7 +251,14 @@ FROM rels r JOIN pg_policy p ON p.polrelid = r.oid
 UNION ALL
 SELECT 'statistics', 'definition', r.nspname, r.relname, s.stxname, {
     _fields(
-        ("definition", "pg_get_statisticsobjdef(s.oid)"),
+        ("kinds", "array_to_string(s.stxkind, ',')"),
+        (
+            "columns",
+            "(SELECT string_agg(quote_ident(sa.attname), ', ' ORDER BY sa.attname)"
+            " FROM unnest(s.stxkeys) AS k(attnum) JOIN pg_attribute sa"
+            " ON sa.attrelid = s.stxrelid AND sa.attnum = k.attnum)",
+        ),
+        ("expressions", "array_to_string(pg_get_statisticsobjdef_expressions(s.oid), ', ')"),
         ("statistics", "coalesce(s.stxstattarget::int, -1)"),
         ("comment", _comment("s.oid", "pg_statistic_ext")),
     )
