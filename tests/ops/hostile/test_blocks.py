@@ -17,6 +17,7 @@ from tests.ops.hostile.test_refusals import DEPENDENTS
 from toolkit.sql.attached import capture_attached, collation_of, replay_attached, statements_of
 from toolkit.sql.dependents import blocking_dependents, describe, row_security_hides
 from toolkit.sql.idents import literal, render
+from toolkit.sql.triggers import quiet, restore
 from toolkit.verify.fingerprint import fingerprint, fingerprint_diff
 
 
@@ -147,3 +148,44 @@ def test_row_security_that_applies_to_the_current_role(conn: Connection) -> None
         assert query(conn, row_security_hides("sprints")) == [("rls_probe_role", "p_even")]
     finally:
         execute(conn, "RESET ROLE; DROP OWNED BY rls_probe_role; DROP ROLE rls_probe_role")
+
+
+TRIGGERS = """
+CREATE TABLE audit (n int);
+CREATE FUNCTION audit_row() RETURNS trigger LANGUAGE plpgsql AS
+    $$BEGIN INSERT INTO audit VALUES (1); RETURN NULL; END$$;
+CREATE TRIGGER t_on AFTER UPDATE ON sprints FOR EACH ROW EXECUTE FUNCTION audit_row();
+CREATE TRIGGER t_off AFTER UPDATE ON sprints FOR EACH ROW EXECUTE FUNCTION audit_row();
+CREATE TRIGGER t_replica AFTER UPDATE ON sprints FOR EACH ROW EXECUTE FUNCTION audit_row();
+CREATE TRIGGER t_always AFTER UPDATE ON sprints FOR EACH STATEMENT EXECUTE FUNCTION audit_row();
+ALTER TABLE sprints DISABLE TRIGGER t_off, ENABLE REPLICA TRIGGER t_replica,
+    ENABLE ALWAYS TRIGGER t_always;
+"""
+
+
+def trigger_modes(conn: Connection) -> dict[str, str]:
+    found = query(
+        conn,
+        sql.SQL(
+            "SELECT tgname, tgenabled::text FROM pg_trigger"
+            " WHERE tgrelid = 'sprints'::regclass AND NOT tgisinternal"
+        ),
+    )
+    return {name: mode for name, mode in found}
+
+
+def test_quiet_triggers_do_not_fire_and_come_back_in_their_modes(conn: Connection) -> None:
+    execute(conn, BASE + TRIGGERS)
+    modes = trigger_modes(conn)
+    assert modes == {"t_on": "O", "t_off": "D", "t_replica": "R", "t_always": "A"}
+
+    with conn.engine.begin() as tx:
+        tx.execute(text(render(quiet("sprints")).replace(":", "\\:")))
+        assert set(trigger_modes(tx).values()) == {"D"}
+        tx.exec_driver_sql("UPDATE sprints SET title = title || '!'")
+        tx.execute(text(render(restore("sprints")).replace(":", "\\:")))
+
+    assert trigger_modes(conn) == modes
+    assert query(conn, sql.SQL("SELECT count(*) FROM audit")) == [(0,)]
+    conn.exec_driver_sql("UPDATE sprints SET title = title WHERE title = 'sprint 1!'")
+    assert query(conn, sql.SQL("SELECT count(*) FROM audit")) == [(2,)]  # t_on, t_always
