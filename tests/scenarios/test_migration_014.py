@@ -480,7 +480,10 @@ def test_legacy_ids_sit_in_metadata_under_their_keys(journey: Journey) -> None:
 def test_downgrade_gives_back_every_row_exactly(journey: Journey) -> None:
     for table, rows in journey.before.items():
         assert journey.back[table] == rows, table
-    assert journey.back_vs_before == "no differences"
+    # Identical; the only notes say that the re-added columns are now last in their tables.
+    first, *notes = journey.back_vs_before.splitlines()
+    assert first == "no differences"
+    assert all(n.startswith("note: column order of ") for n in notes)
 
 
 def test_downgrade_reports_collapsed_and_restored(journey: Journey) -> None:
@@ -864,7 +867,9 @@ def test_offline_scripts_do_what_the_online_run_does(lossless_database: str) -> 
         assert {n: rows for n, rows in _violations(conn).items() if rows} == {}
     _run_script(lossless_database, migrate.offline_sql(PROJECT, f"{AFTER}:{BEFORE}"))
     assert migrate.current(PROJECT, lossless_database) == (BEFORE,)
-    assert diff(s0, _snapshot(lossless_database)).render() == "no differences"
+    found = diff(s0, _snapshot(lossless_database))
+    assert found.ok and found.differences == ()
+    assert all(n.startswith("column order of ") for n in found.notices)
 
 
 def test_offline_refusal_guard_raises_in_the_database(lossless_database: str) -> None:
