@@ -30,6 +30,7 @@ from __future__ import annotations
 from psycopg import sql
 
 from toolkit.sql.catalog import regclass
+from toolkit.sql.checks import do_block
 from toolkit.sql.idents import Sql, literal
 
 # Fragments below refer to: a (the column's pg_attribute row), t (its table's qualified
@@ -175,11 +176,13 @@ def capture_attached(table: str, column: str, schema: str | None = None) -> Sql:
 def replay_attached(record: Sql) -> Sql:
     """A ``DO`` block running the statements of ``record`` (a jsonb expression holding an
     ``attached_json`` value), in order, when the script runs."""
-    return sql.SQL(
-        "DO $lossless$ DECLARE s text; BEGIN"
-        " FOR s IN SELECT jsonb_array_elements_text(({record})->'statements') LOOP"
-        " EXECUTE s; END LOOP; END $lossless$"
-    ).format(record=record)
+    return do_block(
+        sql.SQL(
+            "DECLARE s text; BEGIN"
+            " FOR s IN SELECT jsonb_array_elements_text(({record})->'statements') LOOP"
+            " EXECUTE s; END LOOP; END"
+        ).format(record=record)
+    )
 
 
 def statements_of(attached: object) -> list[str]:

@@ -5,7 +5,8 @@ setting ``updated_at`` would rewrite that column on every row, an ``AFTER UPDATE
 trigger would log every row the operation touched. ``quiet(table)`` disables, by name, the
 user triggers of ``table`` that are enabled (any of ``ENABLE``, ``ENABLE REPLICA``,
 ``ENABLE ALWAYS``) and remembers each one's mode in a transaction-local setting;
-``restore(table)`` puts every one back in its own mode. Triggers already disabled stay
+``restore(table)`` puts every one back in its own mode (nothing, if the operation dropped
+the table meanwhile). Triggers already disabled stay
 disabled; internal triggers (foreign keys) are never touched, so referential integrity is
 checked as usual.
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 from psycopg import sql
 
 from toolkit.sql.catalog import regclass
+from toolkit.sql.checks import do_block
 from toolkit.sql.idents import Sql, literal, qualified, render
 
 _SETTING = "lossless.quiet_triggers"
@@ -42,31 +44,35 @@ def _key(table: str, schema: str | None) -> str:
 def quiet(table: str, schema: str | None = None) -> Sql:
     """Disable the enabled user triggers of ``table`` for the rest of the transaction
     (until ``restore``); their modes are kept in a transaction-local setting."""
-    return sql.SQL(
-        "DO $lossless$ DECLARE t record; kept jsonb := coalesce(nullif("
-        "current_setting({setting}, true), ''), '{{}}')::jsonb; mine jsonb := '{{}}'; BEGIN"
-        " FOR t IN SELECT tgname, tgenabled::text AS mode FROM pg_trigger"
-        " WHERE tgrelid = {rel} AND NOT tgisinternal AND tgenabled <> 'D' ORDER BY tgname"
-        " LOOP mine := mine || jsonb_build_object(t.tgname, t.mode);"
-        " EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', {rel}, t.tgname); END LOOP;"
-        " PERFORM set_config({setting}, (kept || jsonb_build_object({key}, mine))::text, true);"
-        " END $lossless$"
-    ).format(
-        setting=literal(_SETTING), rel=regclass(table, schema), key=literal(_key(table, schema))
+    return do_block(
+        sql.SQL(
+            "DECLARE t record; kept jsonb := coalesce(nullif("
+            "current_setting({setting}, true), ''), '{{}}')::jsonb; mine jsonb := '{{}}'; BEGIN"
+            " FOR t IN SELECT tgname, tgenabled::text AS mode FROM pg_trigger"
+            " WHERE tgrelid = {rel} AND NOT tgisinternal AND tgenabled <> 'D' ORDER BY tgname"
+            " LOOP mine := mine || jsonb_build_object(t.tgname, t.mode);"
+            " EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', {rel}, t.tgname); END LOOP;"
+            " PERFORM set_config({setting}, (kept || jsonb_build_object({key}, mine))::text, true);"
+            " END"
+        ).format(
+            setting=literal(_SETTING), rel=regclass(table, schema), key=literal(_key(table, schema))
+        )
     )
 
 
 def restore(table: str, schema: str | None = None) -> Sql:
     """Re-enable the triggers ``quiet(table)`` disabled, each in its original mode."""
-    return sql.SQL(
-        "DO $lossless$ DECLARE t record; kept jsonb := coalesce(nullif("
-        "current_setting({setting}, true), ''), '{{}}')::jsonb; BEGIN"
-        " FOR t IN SELECT key AS name, value AS mode"
-        " FROM jsonb_each_text(coalesce(kept -> {key}, '{{}}')) LOOP"
-        " EXECUTE format('ALTER TABLE %s ENABLE %s TRIGGER %I', {rel},"
-        " CASE t.mode WHEN 'R' THEN 'REPLICA' WHEN 'A' THEN 'ALWAYS' ELSE '' END, t.name);"
-        " END LOOP;"
-        " PERFORM set_config({setting}, (kept - {key})::text, true); END $lossless$"
-    ).format(
-        setting=literal(_SETTING), rel=regclass(table, schema), key=literal(_key(table, schema))
+    return do_block(
+        sql.SQL(
+            "DECLARE t record; kept jsonb := coalesce(nullif("
+            "current_setting({setting}, true), ''), '{{}}')::jsonb; BEGIN IF {rel} IS NOT NULL THEN"
+            " FOR t IN SELECT key AS name, value AS mode"
+            " FROM jsonb_each_text(coalesce(kept -> {key}, '{{}}')) LOOP"
+            " EXECUTE format('ALTER TABLE %s ENABLE %s TRIGGER %I', {rel},"
+            " CASE t.mode WHEN 'R' THEN 'REPLICA' WHEN 'A' THEN 'ALWAYS' ELSE '' END, t.name);"
+            " END LOOP; END IF;"
+            " PERFORM set_config({setting}, (kept - {key})::text, true); END"
+        ).format(
+            setting=literal(_SETTING), rel=regclass(table, schema), key=literal(_key(table, schema))
+        )
     )
