@@ -12,7 +12,11 @@ record it too):
   on it (plain, partial, expression, multi-column; by ``pg_get_indexdef``), ``CLUSTER ON``
   and ``REPLICA IDENTITY USING INDEX``, extended statistics, then the column's own
   ``SET STATISTICS``, ``SET STORAGE``, ``SET COMPRESSION``, ``SET (options)``, comment and
-  column-level grants, and the comments and statistics targets of the objects above.
+  column-level grants, and the comments and statistics targets of the objects above;
+  last its sequence: ``OWNED BY`` again for a ``serial`` one (``detach_owned_sequences``
+  kept it, with its position, while the column was gone), or for an identity column
+  ``ADD GENERATED ... AS IDENTITY`` with the sequence's name and options, then ``setval``
+  to the position it had.
 
 Every name in a statement is schema-qualified whatever the ``search_path``: tables through
 ``quote_ident(schema) || '.' || quote_ident(name)``, definitions through PostgreSQL's own
@@ -120,6 +124,31 @@ SELECT 45, 'GRANT ' || g.privilege_type || ' (' || col || ') ON ' || t || ' TO '
        || CASE g.grantee WHEN 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END
        || CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END
 FROM aclexplode(a.attacl) AS g LEFT JOIN pg_roles r ON r.oid = g.grantee
+UNION ALL
+SELECT 46, 'ALTER SEQUENCE ' || quote_ident(sn.nspname) || '.' || quote_ident(sc.relname)
+       || ' OWNED BY ' || t || '.' || col
+FROM pg_depend d JOIN pg_class sc ON sc.oid = d.objid AND sc.relkind = 'S'
+JOIN pg_namespace sn ON sn.oid = sc.relnamespace
+WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+  AND d.refobjid = a.attrelid AND d.refobjsubid = a.attnum AND d.deptype = 'a'
+UNION ALL
+SELECT 47 + g.n, CASE g.n
+    WHEN 0 THEN 'ALTER TABLE ' || t || ' ALTER COLUMN ' || col || ' ADD GENERATED '
+        || CASE a.attidentity WHEN 'a' THEN 'ALWAYS' ELSE 'BY DEFAULT' END
+        || ' AS IDENTITY (SEQUENCE NAME ' || quote_ident(sn.nspname) || '.'
+        || quote_ident(sc.relname) || ' START WITH ' || q.seqstart || ' INCREMENT BY '
+        || q.seqincrement || ' MINVALUE ' || q.seqmin || ' MAXVALUE ' || q.seqmax
+        || ' CACHE ' || q.seqcache || CASE WHEN q.seqcycle THEN ' CYCLE' ELSE ' NO CYCLE' END
+        || ')'
+    ELSE 'SELECT setval(' || quote_literal(quote_ident(sn.nspname) || '.'
+        || quote_ident(sc.relname)) || ', ' || pg_sequence_last_value(sc.oid) || ')' END
+FROM pg_depend d JOIN pg_class sc ON sc.oid = d.objid AND sc.relkind = 'S'
+JOIN pg_namespace sn ON sn.oid = sc.relnamespace
+JOIN pg_sequence q ON q.seqrelid = sc.oid
+CROSS JOIN (VALUES (0), (1)) AS g(n)
+WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+  AND d.refobjid = a.attrelid AND d.refobjsubid = a.attnum AND d.deptype = 'i'
+  AND (g.n = 0 OR pg_sequence_last_value(sc.oid) IS NOT NULL)
 """
 
 _ATTACHED = f"""
@@ -160,6 +189,22 @@ _ATTACHED = f"""
  ) AS names
  WHERE a.attrelid = {{rel}} AND a.attname = {{name}} AND a.attnum > 0 AND NOT a.attisdropped)
 """  # noqa: S608 (constant fragments only; names go in through {rel} and {name})
+
+
+def detach_owned_sequences(table: str, column: str, schema: str | None = None) -> Sql:
+    """Keep the sequences a ``serial`` column owns (``OWNED BY NONE``) so that dropping the
+    column does not drop them: their position survives, the record re-attaches them."""
+    return do_block(
+        sql.SQL(
+            "DECLARE s record; BEGIN"
+            " FOR s IN SELECT d.objid::regclass AS seq FROM pg_depend d"
+            " JOIN pg_class sc ON sc.oid = d.objid AND sc.relkind = 'S'"
+            " JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid"
+            " WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass"
+            " AND d.refobjid = {rel} AND a.attname = {name} AND d.deptype = 'a' LOOP"
+            " EXECUTE format('ALTER SEQUENCE %s OWNED BY NONE', s.seq); END LOOP; END"
+        ).format(rel=regclass(table, schema), name=literal(column))
+    )
 
 
 def attached_json(table: str, column: str, schema: str | None = None) -> Sql:
