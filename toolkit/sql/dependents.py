@@ -96,9 +96,10 @@ def row_security_hides(table: str, schema: str | None = None) -> Sql:
     role on ``table`` (its statements would see only the rows the policies let through);
     no row otherwise."""
     return sql.SQL(
-        "SELECT current_user::text,"
+        "SELECT current_user::text AS role,"
         " coalesce((SELECT string_agg(quote_ident(p.polname), ', ' ORDER BY p.polname)"
         " FROM pg_policy p WHERE p.polrelid = {rel}), '(no policy: every row is hidden)')"
+        " AS policies"
         " WHERE row_security_active({rel})"
     ).format(rel=regclass(table, schema))
 
