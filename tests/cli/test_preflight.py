@@ -115,7 +115,9 @@ def test_preflight_refuses_an_env_py_that_would_commit(
 
     outcome = run_lossless("-c", str(ini), "--url", lossless_database, "preflight")
 
-    assert_one_error(outcome, 2, "preflight needs the project's env.py to run on the connection")
+    assert_one_error(
+        outcome, 2, "env.py line", "refused, preflight runs on the connection it gives env.py"
+    )
     assert inspect(conn).get_table_names() == []
     # The same env.py is fine for a real upgrade: it connects to the URL it is given.
     upgraded = run_lossless("-c", str(ini), "--url", lossless_database, "upgrade", "a1")

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -39,9 +38,16 @@ from toolkit.errors import (
     MigrationFailedError,
     ToolkitError,
     UsageError,
+    VerificationError,
 )
 from toolkit.migrate import Project
 from toolkit.postgres.url import database_name, scrub
+from toolkit.roundtrip.dropped import (
+    DroppedData,
+    mark_start,
+    measure_dropped,
+    rollback_differences,
+)
 
 Direction = Literal["upgrade", "downgrade"]
 
@@ -74,6 +80,8 @@ class StepRun:
     #: Only for a rolled-back run (a real run raises them): a refusal, a revision's failure.
     refused: DataRefusedError | None = None
     failure: str | None = None
+    #: Only for a rolled-back run: data the step drops, measured by snapshots.
+    dropped: tuple[DroppedData, ...] = ()
 
 
 def run_step(
@@ -107,7 +115,8 @@ def run_step(
                 server.url, timeout_s=settings.lock_timeout_s, purpose=purpose, progress=progress
             ),
         ):
-            before = migrate.current(project, server.url)
+            at = migrate.position(project, server.url)
+            before, excluded = at.heads, at.table.excluded_tables()
             way = direction or step_direction(project, before, resolved)
             check_direction(project, way, before, resolved, revision)
             steps = plan(project, way, resolved, before)
@@ -119,22 +128,34 @@ def run_step(
             )
             url = session_url(server.url, settings, purpose=purpose)
             run = migrate.upgrade if way == "upgrade" else migrate.downgrade
-            alembic_url = _UNREACHABLE_URL if rollback else url
             refused: DataRefusedError | None = None
             failure: str | None = None
             with open_connection(url) as conn, watching(progress, steps, conn) as timeline:
                 where.timeline = timeline
                 transaction = conn.begin() if rollback else None
+                start = mark_start(conn, excluded) if rollback else None
+                dropped: list[DroppedData] = []
                 after = before
                 try:
-                    run(project, alembic_url, resolved, connection=conn, x=options)
-                    after = heads_on(conn) if rollback else after
+                    run(
+                        project,
+                        url,
+                        resolved,
+                        connection=conn,
+                        x=options,
+                        own_connections=not rollback,
+                    )
+                    if start is not None:
+                        after = heads_on(project, conn)
+                        dropped = measure_dropped(
+                            conn, start, [t.result for t in timeline.operations()], excluded
+                        )
                 except DataRefusedError as exc:
                     refused = explain_refusal(exc, project, timeline.running)
                     if not rollback:
                         _say_where(progress, timeline, project, server.url)
                         raise refused from None
-                    after = heads_on(conn)
+                    after = heads_on(project, conn)
                 except DBAPIError as exc:
                     failure = _failed(exc, timeline, project, server.url, settings, rollback)
                 except ToolkitError:
@@ -144,8 +165,9 @@ def run_step(
                 finally:
                     if transaction is not None and transaction.is_active:
                         transaction.rollback()
+                changed = rollback_differences(conn, start, excluded) if start else []
             if rollback:
-                _check_unchanged(project, server.url, before, progress)
+                _check_unchanged(project, server.url, before, progress, changed)
             else:
                 after = migrate.current(project, server.url)
     return StepRun(
@@ -161,6 +183,7 @@ def run_step(
         x=options,
         refused=refused,
         failure=failure,
+        dropped=tuple(dropped),
     )
 
 
@@ -176,9 +199,10 @@ def revision_ids(revisions: Sequence[str]) -> str:
     return ", ".join(revisions) or "base"
 
 
-def heads_on(conn: Connection) -> tuple[str, ...]:
-    """The revision(s) recorded on ``conn``, inside its transaction."""
-    return tuple(MigrationContext.configure(conn).get_current_heads())
+def heads_on(project: Project, conn: Connection) -> tuple[str, ...]:
+    """The revision(s) recorded on ``conn``, inside its transaction (through env.py, so its
+    version table is honoured)."""
+    return migrate.current(project, None, connection=conn)
 
 
 def below(project: Project, current: Sequence[str]) -> set[str]:
@@ -362,8 +386,12 @@ def _say_where(progress: Progress, timeline: Timeline, project: Project, url: st
 
 
 def _check_unchanged(
-    project: Project, url: str, before: tuple[str, ...], progress: Progress
+    project: Project, url: str, before: tuple[str, ...], progress: Progress, changed: list[str]
 ) -> None:
+    if changed:
+        raise VerificationError(
+            "preflight: after the rollback the database is not as before: " + "; ".join(changed)
+        )
     now = migrate.current(project, url)
     if now != before:
         raise MigrationFailedError(
