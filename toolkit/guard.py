@@ -19,6 +19,7 @@ import getpass
 import importlib
 import importlib.util
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -140,12 +141,7 @@ class ConnectionGuard:
         raise self.refused
 
     def _asker(self) -> str:
-        """The innermost frame of the project's own code on the stack: ``file line N``."""
-        for frame in reversed(traceback.extract_stack()):
-            path = Path(frame.filename)
-            if any(path.is_relative_to(d) for d in self.project_dirs):
-                return f"{shown_path(path)} line {frame.lineno}"
-        return "the project's code"
+        return asker(self.project_dirs)
 
     def __enter__(self) -> ConnectionGuard:
         event.listen(Engine, "do_connect", self._on_sqlalchemy_connect)
@@ -196,6 +192,15 @@ class ConnectionGuard:
             self._undo.append(lambda: setattr(klass, "connect", method))
 
 
+def asker(project_dirs: Sequence[Path]) -> str:
+    """The innermost frame of the project's own code on the stack: ``file line N``."""
+    for frame in reversed(traceback.extract_stack()):
+        path = Path(frame.filename)
+        if any(path.is_relative_to(d) for d in project_dirs):
+            return f"{shown_path(path)} line {frame.lineno}"
+    return "the project's code"
+
+
 def _libpq_params(dsn: str, extra: Mapping[str, Any]) -> dict[str, object]:
     kwargs = {k: v for k, v in extra.items() if k in _LIBPQ_KEYS and v is not None}
     try:
@@ -227,18 +232,52 @@ class _LentConnection(Connection):
 _LENT: dict[int, bool] = {}
 
 
+_ENDS_TRANSACTION = re.compile(r"^\s*(COMMIT|END|ROLLBACK|ABORT)\b(?!\s+TO\b)", re.I)
+
+
+def _commit_refuser(project_dirs: Sequence[Path]) -> Callable[..., None]:
+    def refuse(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
+        del conn, cursor, parameters, context, many
+        if not _ENDS_TRANSACTION.match(statement):
+            return
+        raise UsageError(
+            f"{asker(project_dirs)} sends {statement.strip().split()[0].upper()}: "
+            "preflight runs the "
+            "step in one transaction and rolls it back, which that would defeat; nothing "
+            "was committed (check such a revision on a copy of the database instead)"
+        )
+
+    return refuse
+
+
 @contextmanager
-def lend(connection: Connection | None, *, commit_allowed: bool = True) -> Iterator[None]:
-    """Let ``connection`` be used as env.py's ``connectable`` for the duration."""
+def lend(
+    connection: Connection | None,
+    *,
+    commit_allowed: bool = True,
+    project_dirs: Sequence[Path] = (),
+) -> Iterator[None]:
+    """Let ``connection`` be used as env.py's ``connectable`` for the duration.
+
+    Without ``commit_allowed``, a statement that would end the transaction (``COMMIT``,
+    e.g. before ``CREATE INDEX CONCURRENTLY``) is refused before it is sent.
+    """
     if connection is None:
         yield
         return
     original = connection.__class__
     connection.__class__ = _LentConnection
     _LENT[id(connection)] = commit_allowed
+    refuse = _commit_refuser(project_dirs)
+    if not commit_allowed:
+        event.listen(connection, "before_cursor_execute", refuse)
     try:
         yield
     finally:
+        if not commit_allowed:
+            event.remove(connection, "before_cursor_execute", refuse)
         _LENT.pop(id(connection), None)
         connection.__class__ = original
 

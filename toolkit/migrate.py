@@ -124,7 +124,7 @@ class Project:
         try:
             with (
                 guarded(allowed, project_dirs=dirs, why=why),
-                lend(connection, commit_allowed=commit_allowed),
+                lend(connection, commit_allowed=commit_allowed, project_dirs=dirs),
             ):
                 yield
         except (ToolkitError, DBAPIError, CommandError):

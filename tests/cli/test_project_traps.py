@@ -188,3 +188,94 @@ def test_every_command_honours_the_version_table_env_py_configures(
     assert downgraded.code == 0, downgraded
     assert version() == ["0001_initial"]
     assert "alembic_version" not in tables(conn)
+
+
+def test_preflight_base_on_a_seeded_database_counts_what_it_drops(
+    lossless_database: str, conn: Connection
+) -> None:
+    def run(*args: str) -> Outcome:
+        return run_lossless("-c", ini("connectable"), "--url", lossless_database, *args)
+
+    assert run("upgrade").code == 0
+    assert run("seed", "--rows", "30").code == 0
+    rows = {
+        t: conn.execute(text(f'SELECT count(*) FROM "{t}"')).scalar_one()  # noqa: S608
+        for t in tables(conn)
+        if t != "alembic_version"
+    }
+    assert all(rows.values()), rows
+    before = fingerprint(lossless_database)
+
+    outcome = run("preflight", "base")
+
+    assert outcome.code == 1, outcome
+    verdict = outcome.out.strip().splitlines()[-1]
+    assert verdict.startswith("verdict: DATA WOULD BE DROPPED: ")
+    for table, count in rows.items():
+        assert f"table {table} dropped with {count} rows" in verdict
+    assert "rolled back: the database is unchanged" in outcome.err
+    assert fingerprint(lossless_database) == before
+    machine = run("preflight", "base", "--json")
+    assert machine.code == 1
+    assert '"kind": "table"' in machine.out
+
+
+def test_preflight_refuses_a_revision_that_commits(
+    lossless_database: str, conn: Connection
+) -> None:
+    def run(*args: str) -> Outcome:
+        return run_lossless("-c", ini("commits_midway"), "--url", lossless_database, *args)
+
+    assert run("upgrade", "0001_initial").code == 0
+    before = fingerprint(lossless_database)
+
+    outcome = run("preflight")
+
+    assert_one_error(
+        outcome, 2, "0002_tag_name_index.py line 14 sends COMMIT", "nothing was committed"
+    )
+    assert fingerprint(lossless_database) == before
+    assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == (
+        "0001_initial"
+    )
+
+
+def test_roundtrip_exit_codes_follow_the_verdict(lossless_database: str, tmp_path: Path) -> None:
+    untested = run_lossless(
+        "-c", ini("untested_step"), "--url", lossless_database, "roundtrip", "--rows", "10"
+    )
+
+    assert untested.code == 1, untested
+    assert "0 of 3 steps tested with data, 1 untested" in untested.out
+    assert "UNTESTED  untested: codes had no rows" in untested.out
+
+    allowed = tmp_path / "alembic.ini"
+    allowed.write_text(
+        (PROJECTS / "untested_step" / "alembic.ini")
+        .read_text()
+        .replace("%(here)s", str(PROJECTS / "untested_step"))
+        + "\n[lossless]\nallow_untested_steps = true\n"
+    )
+    outcome = run_lossless(
+        "-c", str(allowed), "--url", lossless_database, "roundtrip", "--rows", "10"
+    )
+
+    assert outcome.code == 0, outcome
+    assert "1 untested (allowed by allow_untested_steps)" in outcome.out
+
+    team = run_lossless("-c", ini("team_version"), "--url", lossless_database, "roundtrip")
+    assert team.code == 0, team
+    assert "1 of 2 steps tested with data" in team.out
+
+
+def test_a_revision_that_raises_fails_the_upgrade_with_its_file_and_line(
+    lossless_database: str,
+) -> None:
+    outcome = run_lossless("-c", ini("revision_raises"), "--url", lossless_database, "upgrade")
+
+    assert_one_error(
+        outcome,
+        1,
+        "revision 0002_batched_backfill failed in its own code",
+        "0002_batched_backfill.py line 16 raised KeyError: 'BACKFILL_BATCH_SIZE'",
+    )

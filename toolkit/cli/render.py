@@ -144,6 +144,8 @@ def verdict(report: PreflightReport) -> str:
         return f"WOULD FAIL: {report.failure}"
     if report.lost:
         return f"DATA WOULD BE LOST: {report.lost:,} row(s) (declared by the operations)"
+    if report.dropped:
+        return "DATA WOULD BE DROPPED: " + "; ".join(d.describe() for d in report.dropped)
     return f"ok: would reach {ids(report.after)} and lose nothing"
 
 
@@ -268,6 +270,10 @@ def preflight_json(report: PreflightReport) -> dict[str, Any]:
             "message": refused.message,
         },
         "failure": report.failure,
+        "dropped": [
+            {"kind": d.kind, "table": d.table, "column": d.column, "rows": d.rows}
+            for d in report.dropped
+        ],
         "seconds": report.seconds,
         "rolled_back": True,
     }

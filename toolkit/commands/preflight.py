@@ -16,6 +16,7 @@ from toolkit.commands.server import Progress, ServerInfo, silent
 from toolkit.commands.settings import RunSettings
 from toolkit.commands.watch import TimedResult
 from toolkit.errors import DataRefusedError
+from toolkit.roundtrip.dropped import DroppedData
 
 __all__ = ["PreflightReport", "Refusal", "preflight", "step_direction"]
 
@@ -51,6 +52,8 @@ class PreflightReport:
     seconds: float
     #: The ``-x NAME=VALUE`` options the revisions were given.
     x: Mapping[str, str] = field(default_factory=dict)
+    #: Data the step drops, measured by snapshots (not reported by an operation).
+    dropped: tuple[DroppedData, ...] = ()
 
     @property
     def lost(self) -> int:
@@ -58,8 +61,9 @@ class PreflightReport:
 
     @property
     def ok(self) -> bool:
-        """True when the step would succeed and lose nothing."""
-        return self.refused is None and self.failure is None and self.lost == 0
+        """True when the step would succeed, and neither lose nor drop data."""
+        done = self.refused is None and self.failure is None
+        return done and self.lost == 0 and not self.dropped
 
 
 def preflight(
@@ -94,6 +98,7 @@ def preflight(
         failure=run.failure,
         seconds=run.seconds,
         x=run.x,
+        dropped=run.dropped,
     )
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 
 from toolkit import migrate
-from toolkit.migrate import Project, RevisionInfo
+from toolkit.migrate import Project, RevisionInfo, VersionTable
 from toolkit.postgres.url import database_name
 from toolkit.roundtrip.hooks import When, hooks_for_step, run_hooks
 from toolkit.roundtrip.judge import judge
@@ -28,13 +28,17 @@ from toolkit.roundtrip.report import RoundTripReport, StepReport
 from toolkit.roundtrip.scratch import Scratch, ScratchDatabases
 from toolkit.roundtrip.settings import RoundTripSettings, load_settings
 from toolkit.roundtrip.steps import (
+    Migration,
     capture_state,
     compare_states,
     run_migration,
     server_label,
+    untested_tables,
+    version_mismatch,
 )
+from toolkit.roundtrip.touched import changed_tables
 from toolkit.seeding import empty_tables, seed_database, table_names
-from toolkit.verify import DEFAULT_EXCLUDED_TABLES
+from toolkit.verify import Snapshot
 
 STEP_PREFIX = "lossless_roundtrip"
 
@@ -73,6 +77,7 @@ def run_project_roundtrip(
         steps=tuple(steps),
         seconds=time.perf_counter() - started,
         notes=tuple(notes),
+        allow_untested=settings.allow_untested_steps,
     )
 
 
@@ -93,15 +98,18 @@ class _ProjectRun:
         self.seed = seed
         self.server = ""
         self.notes: list[str] = []
+        self.version_table = VersionTable()
 
     def on_ladder(self) -> list[StepReport]:
         """Every revision, each in its own scratch database at the revision's parents."""
         steps: list[StepReport] = []
+        revisions = migrate.history(self.project)
         ladder = self.databases.create("lossless_ladder")
         try:
-            heads: tuple[str, ...] = ()
+            at = migrate.position(self.project, ladder)
+            heads, self.version_table = at.heads, at.table
             blocked: str | None = None
-            for info in migrate.history(self.project):
+            for info in revisions:
                 if blocked is not None:
                     steps.append(_skipped(info, f"its ancestor {blocked} could not be upgraded"))
                     continue
@@ -120,10 +128,13 @@ class _ProjectRun:
     def on_clone(self, template: str) -> list[StepReport]:
         """The revisions a clone of ``template`` has not applied, in order, on its data."""
         steps: list[StepReport] = []
+        revisions = migrate.history(self.project)
         with self.databases.connected(STEP_PREFIX, template=template) as db:
             self._note_db(db)
-            applied = _applied(self.project, migrate.current(self.project, db.url))
-            pending = [i for i in migrate.history(self.project) if i.revision not in applied]
+            at = migrate.position(self.project, db.url)
+            self.version_table = at.table
+            applied = _applied(self.project, at.heads)
+            pending = [i for i in revisions if i.revision not in applied]
             if not pending:
                 self.notes.append(f"database {template!r} has applied every revision")
                 return steps
@@ -172,7 +183,7 @@ class _ProjectRun:
         """Synthetic rows in every table (but those in ``skip``, e.g. seeded before)."""
         if self.rows <= 0:
             return ["no synthetic rows (rows=0)"] if skip is None else []
-        excluded = (*DEFAULT_EXCLUDED_TABLES, *(skip or ()))
+        excluded = (*self.excluded_tables, *(skip or ()))
         seeded = seed_database(db.conn, rows=self.rows, seed=self.seed, exclude_tables=excluded)
         if not seeded.tables:
             return ["no table to seed"] if skip is None else []
@@ -201,18 +212,25 @@ class _ProjectRun:
     def _check(
         self, db: Scratch, info: RevisionInfo, started: float, notes: list[str]
     ) -> StepReport:
-        """S0, upgrade one step, downgrade one step, S2, compare, judge."""
-        s0 = capture_state(db.conn, "s0")
+        """S0, upgrade one step, downgrade one step, S2, compare, judge.
+
+        After each migration the version table must say what it reached; the tables the
+        step changes must have had rows, else the step is untested.
+        """
+        s0 = capture_state(db.conn, "s0", exclude_tables=self.excluded_tables)
         up = run_migration("upgrade", self.project, db.url, info.revision)
-        if up.error is not None:
-            return _error(info, started, f"upgrade: {up.error}", notes)
+        error = up.error or self._version_error(db, "upgrade", (info.revision,))
+        if error is not None:
+            return _error(info, started, f"upgrade: {error}", notes)
         down_to = info.down_revision[0] if info.down_revision else "base"
         down = run_migration("downgrade", self.project, db.url, down_to)
-        if down.error is not None:
-            return _error(info, started, f"downgrade: {down.error}", notes)
-        s2 = capture_state(db.conn, "s2", keep_rows=False)
+        error = down.error or self._version_error(db, "downgrade", info.down_revision)
+        if error is not None:
+            return _error(info, started, f"downgrade: {error}", notes)
+        s2 = capture_state(db.conn, "s2", keep_rows=False, exclude_tables=self.excluded_tables)
         comparison = compare_states(db.conn, s0, s2)
         losses, problems = judge(comparison, self.settings.allowances(info.revision))
+        changed, untested = self._coverage(s0.snapshot, up, down)
         return StepReport(
             name=info.revision,
             revision=_span(info),
@@ -224,7 +242,25 @@ class _ProjectRun:
             losses=tuple(losses),
             problems=tuple(problems),
             notes=tuple(notes),
+            changed_tables=tuple(sorted(changed)),
+            untested=tuple(untested),
         )
+
+    @property
+    def excluded_tables(self) -> tuple[str, ...]:
+        """The version table(s): not data, never seeded nor compared."""
+        return self.version_table.excluded_tables()
+
+    def _version_error(self, db: Scratch, step: str, expected: tuple[str, ...]) -> str | None:
+        at = migrate.position(self.project, db.url)
+        return version_mismatch(at, step, expected)
+
+    def _coverage(
+        self, start: Snapshot, up: Migration, down: Migration
+    ) -> tuple[set[str], list[str]]:
+        """Tables with rows at the start that the step changed; why it is untested, if so."""
+        changed = changed_tables(up.statements + down.statements) - set(self.excluded_tables)
+        return untested_tables(start, changed)
 
     def _note_db(self, db: Scratch) -> None:
         self.server = self.server or server_label(self.databases.server_url, db.conn)

@@ -16,16 +16,25 @@ if TYPE_CHECKING:
 def render_report(report: RoundTripReport) -> str:
     """The whole report as text."""
     verdict = "OK" if report.ok else "FAILED"
+    project = report.kind == "project"
     lines = [
         f"round trip of {report.kind} {report.subject}: {verdict}",
         f"{report.server}; {report.rows} rows per table, seed {report.seed}; "
         f"{report.seconds:.2f} s",
         *report.notes,
+        *([report.coverage] if project else []),
         "",
         *table(
-            ["step", "revision", "seconds", *COUNT_KEYS, "result"],
+            ["step", "revision", "seconds", *COUNT_KEYS, "result", *(["data"] if project else [])],
             [
-                [s.name, s.revision, f"{s.seconds:.2f}", *_count_cells(s), s.status]
+                [
+                    s.name,
+                    s.revision,
+                    f"{s.seconds:.2f}",
+                    *_count_cells(s),
+                    s.status,
+                    *([s.data] if project else []),
+                ]
                 for s in report.steps
             ],
         ),
@@ -44,6 +53,8 @@ def render_step(step: StepReport) -> list[str]:
         return [*lines, f"skipped: {step.skipped}"]
     if step.error is not None:
         lines.append(f"error: {step.error}")
+    if step.untested:
+        lines.append(f"untested: {', '.join(step.untested)} when the step started")
     lines += [f"note: {n}" for n in step.notes]
     if step.ops:
         lines.append("operations:")
@@ -126,10 +137,15 @@ def _expected_cell(check: LossCheck) -> str:
 def render_failures(report: RoundTripReport) -> str:
     """Only what failed, one titled section per failed step (for test failures, CI logs)."""
     failed = [s for s in report.steps if not s.ok]
+    untested = [] if report.allow_untested else list(report.untested_steps)
     lines = [
         f"lossless round trip of {report.kind} {report.subject}: "
         f"{len(failed)} of {len(report.steps)} step(s) failed ({report.server})"
     ]
+    if report.kind == "project":
+        lines.append(report.coverage)
+    for step in untested:
+        lines.append(f"untested: {step.name} ({step.revision}): {', '.join(step.untested)}")
     for step in failed:
         what = "revision" if report.kind == "project" else "step"
         lines += ["", f" {what} {step.name} ({step.revision}) ".center(78, "-")]

@@ -93,18 +93,41 @@ class StepReport:
     notes: tuple[str, ...] = ()
     error: str | None = None
     skipped: str | None = None
+    #: Tables that existed when the step started and that the step altered, dropped,
+    #: updated or deleted from.
+    changed_tables: tuple[str, ...] = ()
+    #: Why the step proved nothing about data (e.g. "codes had no rows"); empty if tested.
+    untested: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
         return self.error is None and not self.problems
 
     @property
-    def status(self) -> Literal["ok", "FAILED", "ERROR", "skipped"]:
+    def status(self) -> Literal["ok", "FAILED", "ERROR", "UNTESTED", "skipped"]:
         if self.skipped is not None:
             return "skipped"
         if self.error is not None:
             return "ERROR"
-        return "ok" if self.ok else "FAILED"
+        if not self.ok:
+            return "FAILED"
+        return "UNTESTED" if self.untested else "ok"
+
+    @property
+    def data(self) -> str:
+        """What the step was tested with: for the summary table."""
+        if self.skipped is not None or self.error is not None or not self.compared:
+            return "-"
+        if self.untested:
+            return "untested: " + ", ".join(self.untested)
+        if not self.changed_tables:
+            return "no existing table changed"
+        return "rows in " + ", ".join(self.changed_tables)
+
+    @property
+    def tested_with_data(self) -> bool:
+        """Checked, and every existing table it changed had rows."""
+        return bool(self.compared) and bool(self.changed_tables) and not self.untested
 
     @property
     def counts(self) -> dict[str, int]:
@@ -139,6 +162,9 @@ class StepReport:
             "notes": list(self.notes),
             "error": self.error,
             "skipped": self.skipped,
+            "changed_tables": list(self.changed_tables),
+            "untested": list(self.untested),
+            "tested_with_data": self.tested_with_data,
         }
 
 
@@ -154,19 +180,52 @@ class RoundTripReport:
     steps: tuple[StepReport, ...] = ()
     seconds: float = 0.0
     notes: tuple[str, ...] = field(default=())
+    #: ``allow_untested_steps`` of the project's settings: untested steps do not fail the run.
+    allow_untested: bool = False
 
     @property
     def ok(self) -> bool:
-        return all(s.ok for s in self.steps)
+        """Every step passed, and was tested with data unless untested steps are allowed."""
+        steps_ok = all(s.ok for s in self.steps)
+        return steps_ok and (self.allow_untested or not self.untested_steps)
+
+    @property
+    def untested_steps(self) -> tuple[StepReport, ...]:
+        return tuple(s for s in self.steps if s.status == "UNTESTED")
+
+    @property
+    def coverage(self) -> str:
+        """One line: how many steps were tested with data, and the others."""
+        total = len(self.steps)
+        tested = sum(1 for s in self.steps if s.tested_with_data)
+        parts = [f"{tested} of {total} {_plural(total, 'step')} tested with data"]
+        untested = len(self.untested_steps)
+        if untested:
+            allowed = " (allowed by allow_untested_steps)" if self.allow_untested else ""
+            parts.append(f"{untested} untested{allowed}")
+        no_table = sum(1 for s in self.steps if s.compared and not s.changed_tables)
+        if no_table:
+            parts.append(f"{no_table} changed no table that existed before")
+        other = total - tested - untested - no_table
+        if other:
+            parts.append(f"{other} not checked (error or skipped)")
+        return ", ".join(parts)
 
     @property
     def problems(self) -> tuple[str, ...]:
-        """Every step's error and problems, prefixed by the step."""
+        """Every step's error and problems, prefixed by the step; untested steps too,
+        unless allowed."""
         found = []
         for step in self.steps:
             if step.error is not None:
                 found.append(f"{step.name} ({step.revision}): error: {step.error}")
             found += [f"{step.name} ({step.revision}): {p}" for p in step.problems]
+            if step.status == "UNTESTED" and not self.allow_untested:
+                found.append(
+                    f"{step.name} ({step.revision}): untested: {', '.join(step.untested)} "
+                    "when it started (set allow_untested_steps = true in [tool.lossless] "
+                    "to accept)"
+                )
         return tuple(found)
 
     def render(self) -> str:
@@ -192,10 +251,18 @@ class RoundTripReport:
             "seed": self.seed,
             "ok": self.ok,
             "seconds": round(self.seconds, 4),
+            "coverage": self.coverage,
+            "tested_with_data": sum(1 for s in self.steps if s.tested_with_data),
+            "untested": [s.name for s in self.untested_steps],
+            "allow_untested": self.allow_untested,
             "problems": list(self.problems),
             "notes": list(self.notes),
             "steps": [s.to_json() for s in self.steps],
         }
+
+
+def _plural(count: int, word: str) -> str:
+    return word if count == 1 else f"{word}s"
 
 
 def op_totals(ops: Iterable[OpResult]) -> dict[str, int]:

@@ -83,6 +83,8 @@ class RoundTripSettings:
     allowed_losses: tuple[AllowedLoss, ...] = ()
     data_hooks: tuple[DataHook, ...] = field(default=(), compare=False)
     sources: tuple[str, ...] = field(default=(), compare=False)
+    #: A step that changes a table with no rows proved nothing: it fails the run unless this.
+    allow_untested_steps: bool = False
 
     def allowances(self, revision: str) -> tuple[AllowedLoss, ...]:
         """The allowed losses of ``revision``."""
@@ -97,6 +99,7 @@ def load_settings(project: Project) -> RoundTripSettings:
     allowed: list[AllowedLoss] = []
     hooks: list[DataHook] = []
     sources: list[str] = []
+    allow_untested = False
     pyproject = _nearest_pyproject(project.ini_path.parent)
     if pyproject is not None:
         table = _read_pyproject(pyproject)
@@ -105,10 +108,13 @@ def load_settings(project: Project) -> RoundTripSettings:
             excluded += _string_list(table.get("exclude_revisions", []), pyproject.name)
             allowed += [_allowance_from_table(t, pyproject.name) for t in _tables(table)]
             hooks += [_hook_from_table(t, pyproject, project) for t in _tables(table, "data_hooks")]
+            allow_untested = _flag(table.get("allow_untested_steps", False), pyproject.name)
     ini = _read_ini(project.ini_path)
     if ini is not None:
         sources.append(f"{project.ini_path.name} [{INI_SECTION}]")
         excluded += ini.get("exclude_revisions", "").replace(",", " ").split()
+        if "allow_untested_steps" in ini:
+            allow_untested = _flag(ini.getboolean("allow_untested_steps"), project.ini_path.name)
         allowed += [
             _allowance_from_line(line, project.ini_path.name)
             for line in ini.get("allowed_losses", "").splitlines()
@@ -127,7 +133,14 @@ def load_settings(project: Project) -> RoundTripSettings:
         ),
         data_hooks=tuple(hooks),
         sources=tuple(sources),
+        allow_untested_steps=allow_untested,
     )
+
+
+def _flag(value: object, source: str) -> bool:
+    if not isinstance(value, bool):
+        raise UsageError(f"{source}: allow_untested_steps must be true or false")
+    return value
 
 
 def _nearest_pyproject(folder: Path) -> Path | None:

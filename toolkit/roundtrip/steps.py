@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from psycopg import sql
@@ -17,12 +17,16 @@ from sqlalchemy.exc import DBAPIError
 
 from toolkit import migrate
 from toolkit.errors import ProvisioningError, ToolkitError
-from toolkit.migrate import Project
+from toolkit.guard import ForeignDatabaseError
+from toolkit.migrate import Position, Project
 from toolkit.ops.results import OpResult
 from toolkit.postgres.url import mask_url, scrub
+from toolkit.project_code import ProjectCodeError
 from toolkit.roundtrip.report import InvariantResult
+from toolkit.roundtrip.touched import recording_statements
 from toolkit.scenario import Invariant
 from toolkit.verify import (
+    DEFAULT_EXCLUDED_TABLES,
     RowCapture,
     RowChanges,
     Snapshot,
@@ -39,11 +43,13 @@ SAMPLES = 3
 
 @dataclass(frozen=True)
 class Migration:
-    """The outcome of one Alembic run: the operations' reports, time, error if any."""
+    """The outcome of one Alembic run: the operations' reports, time, error if any, and
+    the statements it sent (to tell which tables it changed)."""
 
     ops: tuple[OpResult, ...]
     seconds: float
     error: str | None = None
+    statements: tuple[str, ...] = ()
 
 
 def run_migration(
@@ -51,17 +57,51 @@ def run_migration(
 ) -> Migration:
     """Run Alembic; any failure of the migration itself is returned, not raised.
 
-    A ``ProvisioningError`` (the server went away) still propagates: no report can be made.
+    Set-up problems propagate, since no step can run: the server went away
+    (``ProvisioningError``), env.py aimed at another database (``ForeignDatabaseError``),
+    env.py itself raised (``ProjectCodeError`` with exit code 2).
     """
     started = time.perf_counter()
     run = migrate.upgrade if direction == "upgrade" else migrate.downgrade
-    try:
-        ops = run(project, url, revision)
-    except ProvisioningError:
-        raise
-    except Exception as exc:
-        return Migration((), time.perf_counter() - started, describe_error(exc, url))
-    return Migration(tuple(ops), time.perf_counter() - started)
+    error: str | None
+    with recording_statements() as statements:
+        try:
+            ops = run(project, url, revision)
+        except (ProvisioningError, ForeignDatabaseError):
+            raise
+        except ProjectCodeError as exc:
+            if exc.exit_code != 1:
+                raise
+            error = str(exc)
+        except Exception as exc:
+            error = describe_error(exc, url)
+        else:
+            error = None
+    seconds = time.perf_counter() - started
+    if error is not None:
+        return Migration((), seconds, error, tuple(statements))
+    return Migration(tuple(ops), seconds, None, tuple(statements))
+
+
+def version_mismatch(at: Position, step: str, expected: Sequence[str]) -> str | None:
+    """Why the version table does not say what ``step`` should have reached, if it does not."""
+    if set(at.heads) == set(expected):
+        return None
+    table = f"{at.table.schema}.{at.table.name}" if at.table.schema else at.table.name
+    said = ", ".join(at.heads) or "base (no row)"
+    return (
+        f"after the {step}, the version table {table} says {said}, "
+        f"expected {', '.join(expected) or 'base (no row)'}"
+    )
+
+
+def untested_tables(start: Snapshot, changed: set[str]) -> tuple[set[str], list[str]]:
+    """Of the tables a step changed, those that existed at its start, and the reasons the
+    step is untested: each such table that had no row."""
+    rows = {t.name: t.rows for t in start.tables}
+    existing = {t for t in changed if t in rows}
+    reasons = [f"{t} had no rows" for t in sorted(existing) if rows[t] == 0]
+    return existing, reasons
 
 
 def describe_error(exc: BaseException, url: str | None = None) -> str:
@@ -82,6 +122,7 @@ class State:
     label: str
     snapshot: Snapshot
     rows: RowCapture | None = None
+    excluded_tables: tuple[str, ...] = DEFAULT_EXCLUDED_TABLES
 
 
 def capture_state(
@@ -90,16 +131,21 @@ def capture_state(
     *,
     exclude_columns: Mapping[str, Sequence[str]] | None = None,
     keep_rows: bool = True,
+    exclude_tables: Sequence[str] = DEFAULT_EXCLUDED_TABLES,
 ) -> State:
     """Snapshot the ``public`` schema; with ``keep_rows``, also copy its rows aside.
 
     A state compared later as the "before" side needs its rows; an "after" side can go
-    without: ``compare_states`` copies them only if the snapshots differ.
+    without: ``compare_states`` copies them only if the snapshots differ. Tables in
+    ``exclude_tables`` (the version table) are left out.
     """
     return State(
         label=label,
-        snapshot=take_snapshot(conn, exclude_columns=exclude_columns),
-        rows=capture_rows(conn, label) if keep_rows else None,
+        snapshot=take_snapshot(
+            conn, exclude_columns=exclude_columns, exclude_tables=exclude_tables
+        ),
+        rows=capture_rows(conn, label, exclude_tables=exclude_tables) if keep_rows else None,
+        excluded_tables=tuple(exclude_tables),
     )
 
 
@@ -134,15 +180,51 @@ def compare_states(
     if all_tables or tables:
         if before.rows is None:
             raise ValueError(f"state {before.label} kept no rows to compare with")
+        after_rows = after.rows or capture_rows(
+            conn, after.label, exclude_tables=after.excluded_tables
+        )
         rows = compare_rows(
             conn,
             before.rows,
-            after.rows or capture_rows(conn, after.label),
+            after_rows,
             exclude_columns=exclude_columns,
             tables=tables,
             samples=SAMPLES,
         )
+        rows = tuple(
+            _name_renumbered_keys(conn, before.rows, after_rows, r, exclude_columns) for r in rows
+        )
     return Comparison(found, rows)
+
+
+def _name_renumbered_keys(
+    conn: Connection,
+    before: RowCapture,
+    after: RowCapture,
+    changes: RowChanges,
+    exclude_columns: Mapping[str, Sequence[str]] | None,
+) -> RowChanges:
+    """Say "primary keys not preserved" when rows came back whole but under other keys."""
+    if changes.ok or not changes.key_columns or changes.not_restored == 0:
+        return changes
+    excluded = {**(exclude_columns or {})}
+    excluded[changes.table] = (*excluded.get(changes.table, ()), *changes.key_columns)
+    (without_keys,) = compare_rows(
+        conn, before, after, exclude_columns=excluded, tables=[changes.table], samples=0
+    )
+    renumbered = changes.not_restored - without_keys.not_restored
+    if renumbered <= 0:
+        return changes
+    keys = ", ".join(changes.key_columns)
+    note = (
+        f"primary keys not preserved: {renumbered} of {changes.rows_before} "
+        f"{_rows(changes.rows_before)} came back with other {keys} values"
+    )
+    return replace(changes, note=f"{changes.note}; {note}" if changes.note else note)
+
+
+def _rows(count: int) -> str:
+    return "row" if count == 1 else "rows"
 
 
 def check_invariants(conn: Connection, invariants: Sequence[Invariant]) -> list[InvariantResult]:
@@ -185,9 +267,11 @@ def comparison_problems(comparison: Comparison) -> list[str]:
 def row_summary(changes: RowChanges) -> str:
     """One sentence: rows not restored, vanished, appeared, changed columns, sample keys."""
     parts = [
-        f"{changes.table}: {changes.not_restored} of {changes.rows_before} row(s) did not "
-        "come back unchanged"
+        f"{changes.table}: {changes.not_restored} of {changes.rows_before} "
+        f"{_rows(changes.rows_before)} did not come back unchanged"
     ]
+    if changes.note:
+        parts.append(changes.note)
     if changes.vanished:
         parts.append(f"{changes.vanished} vanished")
     if changes.appeared:
