@@ -44,7 +44,7 @@ def test_a_failure_shows_titled_sections(
         [
             "*lossless round trip of project forgot_copy_back/alembic.ini: 1 of 2 step(s) failed*",
             "*- revision 0002_move_body (0001_initial -> 0002_move_body) -*",
-            "problem: notes: * row(s) did not come back unchanged*column notes.body changed in *",
+            "problem: notes: * rows did not come back unchanged*column notes.body changed in *",
             "*column notes.body: * row(s) changed",
             "*- Captured lossless round trip call -*",
         ]

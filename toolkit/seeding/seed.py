@@ -61,7 +61,8 @@ class SeedReport:
 
     def summary(self) -> str:
         """One line: rows per table."""
-        return f"{self.total} rows in {len(self.tables)} tables: " + ", ".join(
+        count = len(self.tables)
+        return f"{self.total} rows in {count} table{'' if count == 1 else 's'}: " + ", ".join(
             f"{t.name} {t.rows}" for t in self.tables
         )
 
