@@ -90,7 +90,7 @@ def test_a_table_a_later_revision_creates_is_seeded_on_a_clone(
         ("r3_drop_note", "FAILED"),
     ]
     step = only_step(report, "r3_drop_note")
-    assert step.notes[0] == "seeded 9 rows in 1 tables: audit 9"
+    assert step.notes[0] == "seeded 9 rows in 1 table: audit 9"
     changes = changed_table(step)
     assert (changes.table, changes.rows_before) == ("audit", 9)
     assert [c.column for c in changes.columns] == ["note"]
