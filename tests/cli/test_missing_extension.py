@@ -33,7 +33,7 @@ def test_the_same_project_round_trips_on_the_system_server() -> None:
     assert f"throwaway server from {DEBIAN_15}" in outcome.err
     steps = [line.split()[:2] for line in outcome.out.splitlines() if line.startswith("000")]
     assert steps == [["0001_accounts", "base"], ["0002_api_keys", "0001_accounts"]]
-    assert "seeded 200 rows in 1 tables: accounts 200" in outcome.out
+    assert "seeded 200 rows in 1 table: accounts 200" in outcome.out
 
 
 def test_the_environment_names_the_system_server() -> None:
