@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -40,7 +41,7 @@ from toolkit.errors import (
     UsageError,
     VerificationError,
 )
-from toolkit.migrate import Project
+from toolkit.migrate import Project, VersionTable
 from toolkit.postgres.url import database_name, scrub
 from toolkit.roundtrip.dropped import (
     DroppedData,
@@ -146,7 +147,7 @@ def run_step(
                         own_connections=not rollback,
                     )
                     if start is not None:
-                        after = heads_on(project, conn)
+                        after = heads_on(at.table, conn)
                         dropped = measure_dropped(
                             conn, start, [t.result for t in timeline.operations()], excluded
                         )
@@ -155,7 +156,7 @@ def run_step(
                     if not rollback:
                         _say_where(progress, timeline, project, server.url)
                         raise refused from None
-                    after = heads_on(project, conn)
+                    after = heads_on(at.table, conn)
                 except DBAPIError as exc:
                     failure = _failed(exc, timeline, project, server.url, settings, rollback)
                 except ToolkitError:
@@ -199,10 +200,13 @@ def revision_ids(revisions: Sequence[str]) -> str:
     return ", ".join(revisions) or "base"
 
 
-def heads_on(project: Project, conn: Connection) -> tuple[str, ...]:
-    """The revision(s) recorded on ``conn``, inside its transaction (through env.py, so its
-    version table is honoured)."""
-    return migrate.current(project, None, connection=conn)
+def heads_on(table: VersionTable, conn: Connection) -> tuple[str, ...]:
+    """The revision(s) recorded on ``conn`` in the project's version table ``table``, inside
+    its transaction."""
+    context = MigrationContext.configure(
+        conn, opts={"version_table": table.name, "version_table_schema": table.schema}
+    )
+    return tuple(context.get_current_heads())
 
 
 def below(project: Project, current: Sequence[str]) -> set[str]:
