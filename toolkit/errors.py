@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 
 class ToolkitError(Exception):
@@ -79,11 +80,30 @@ class LockTimeoutError(ToolkitError):
     exit_code = 2
 
 
+@dataclass(frozen=True)
+class Remedy:
+    """How to proceed past a refusal: ``text`` for people; ``argument`` (an operation's
+    argument that decides it, e.g. the ``on_missing`` policy) and its ``choices`` for
+    programs (the CLI turns them into the ``-x`` options a revision reads)."""
+
+    text: str
+    argument: str | None = None
+    choices: tuple[str, ...] = ()
+
+
+def refusal_parts(where: str, reason: str, remedy: str | None) -> tuple[str, str, str]:
+    """The refusal sentence around its count and samples: ``head + count + middle
+    [+ " (e.g. " + samples + ")"] + tail``. Built once for the exception raised online and
+    the offline guard (``toolkit.sql.checks.guard_block``), so both say the same."""
+    return f"refused: {where}: ", f" row(s) {reason}", f"; {remedy}" if remedy else ""
+
+
 class DataRefusedError(ToolkitError):
     """An operation refused to run because it would lose or corrupt data.
 
     Raised before anything is changed. Names the table, the column, how many rows are
-    concerned and a few sample keys so that a DBA can find them.
+    concerned and a few sample keys so that a DBA can find them. ``code`` is stable (see
+    ``toolkit.ops.refusals``), ``remedy`` says how to proceed; ``hint`` is its text.
     """
 
     exit_code = 1
@@ -97,21 +117,22 @@ class DataRefusedError(ToolkitError):
         count: int,
         samples: Sequence[object] = (),
         hint: str | None = None,
+        code: str | None = None,
+        remedy: Remedy | None = None,
     ) -> None:
         self.reason = reason
         self.table = table
         self.column = column
         self.count = count
         self.samples = tuple(samples)
-        self.hint = hint
+        self.code = code
+        self.remedy = remedy
+        self.hint = hint if hint is not None or remedy is None else remedy.text
         where = f"{table}.{column}" if column else table
+        head, middle, tail = refusal_parts(where, reason, self.hint)
         sample_text = ", ".join(str(s) for s in self.samples)
-        message = f"refused: {where}: {count} row(s) {reason}"
-        if sample_text:
-            message += f" (e.g. {sample_text})"
-        if hint:
-            message += f"; {hint}"
-        super().__init__(message)
+        examples = f" (e.g. {sample_text})" if sample_text else ""
+        super().__init__(f"{head}{count}{middle}{examples}{tail}")
 
 
 class VerificationError(ToolkitError):

@@ -1,6 +1,7 @@
 """Refusal hints that say how to pass a policy from the command line, and only where it works.
 
-No database: the hint depends on what the revision that refused reads, which is its script.
+No database: the hint depends on the refusal's structured remedy and on what the revision
+that refused reads, which is its script.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from tests.cli.project import REVISIONS, write_project
 from toolkit.commands import explain_refusal
 from toolkit.commands.revision_options import unread_x_options
 from toolkit.commands.watch import Step
-from toolkit.errors import DataRefusedError
+from toolkit.errors import DataRefusedError, Remedy
 from toolkit.migrate import Project
+from toolkit.ops.refusals import CATALOG
 
-POLICY_HINT = (
-    "pass on_missing='keep_null' (column left nullable) or on_missing='fill' with "
-    "fill_value=... to proceed"
-)
+POLICY = CATALOG["not-null-without-link"].remedy
+FILL = CATALOG["fill-value-without-referent"].remedy
+POLICY_HINT = POLICY.text
 
 #: ``r2`` reads its policy from -x, as migration-014's downgrade does; ``r3`` does not.
 READS_X = """
@@ -52,14 +53,15 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     return Project.from_ini(write_project(tmp_path_factory.mktemp("x"), revisions=revisions))
 
 
-def _refusal(hint: str | None, column: str = "goal_id") -> DataRefusedError:
+def _refusal(remedy: Remedy | None, column: str = "goal_id") -> DataRefusedError:
     return DataRefusedError(
         f"have no link and {column} is NOT NULL",
         table="targets",
         column=column,
         count=2,
         samples=["t1", "t2"],
-        hint=hint,
+        code="not-null-without-link",
+        remedy=remedy,
     )
 
 
@@ -68,7 +70,7 @@ def _downgrading(revision: str) -> Step:
 
 
 def test_a_revision_that_reads_the_policy_gets_the_x_options(project: Project) -> None:
-    explained = explain_refusal(_refusal(POLICY_HINT), project, _downgrading("r2"))
+    explained = explain_refusal(_refusal(POLICY), project, _downgrading("r2"))
 
     assert str(explained) == (
         "refused: targets.goal_id: 2 row(s) have no link and goal_id is NOT NULL "
@@ -83,13 +85,13 @@ def test_a_revision_that_reads_the_policy_gets_the_x_options(project: Project) -
         1,
     )
     # No fill option for this column in the revision: the fill mode is named, no option made up.
-    other = explain_refusal(_refusal(POLICY_HINT, "sprint_id"), project, _downgrading("r2"))
+    other = explain_refusal(_refusal(POLICY, "sprint_id"), project, _downgrading("r2"))
     assert other.hint is not None
     assert other.hint.endswith("or -x on_missing=fill (an id that exists) to proceed")
 
 
 def test_a_revision_that_does_not_read_x_says_so(project: Project) -> None:
-    explained = explain_refusal(_refusal(POLICY_HINT), project, _downgrading("r3"))
+    explained = explain_refusal(_refusal(POLICY), project, _downgrading("r3"))
 
     assert explained.hint == (
         f"{POLICY_HINT} (an argument of the operation in revision r3, which does not read it "
@@ -99,7 +101,7 @@ def test_a_revision_that_does_not_read_x_says_so(project: Project) -> None:
 
 
 def test_a_fill_value_refusal_names_the_x_option(project: Project) -> None:
-    wrong_fill = _refusal("pass a fill_value that exists")
+    wrong_fill = _refusal(FILL)
 
     assert explain_refusal(wrong_fill, project, _downgrading("r2")).hint == (
         "revision r2 reads the fill value from -x fill_goal_id=ID: give an id that exists"
@@ -107,9 +109,12 @@ def test_a_fill_value_refusal_names_the_x_option(project: Project) -> None:
 
 
 def test_other_refusals_are_left_as_they_are(project: Project) -> None:
-    unrelated = _refusal("give them an address first")
+    unrelated = _refusal(Remedy("give them an address first"))
     assert explain_refusal(unrelated, project, _downgrading("r2")) is unrelated
-    no_step = _refusal(POLICY_HINT)
+    # The remedy decides, not the words: a text naming the policy is not a policy remedy.
+    text_only = _refusal(Remedy(POLICY_HINT))
+    assert explain_refusal(text_only, project, _downgrading("r2")) is text_only
+    no_step = _refusal(POLICY)
     assert explain_refusal(no_step, project, None) is no_step
 
 

@@ -30,6 +30,7 @@ COLLAPSE = dict(
     owner_column="target_id",
     referent_column="goal_id",
     referent_table="client_goals",
+    type_="uuid",
     nullable=False,
     owner_key="id",
 )

@@ -1,6 +1,7 @@
 """The ``-x NAME=VALUE`` options a revision reads, and refusals that say how to pass them.
 
-An operation's refusal hint speaks of its own arguments (``on_missing='keep_null'``). A DBA
+An operation's refusal remedy names one of its own arguments (``on_missing``, read from
+``DataRefusedError.remedy``, never from the message text). A DBA
 at the command line cannot set an operation's argument; what they can set is a ``-x``
 option, and only when the revision reads one (``context.get_x_argument``) and turns it into
 that argument. So the hint is rewritten for the revision that refused: the ``-x`` options to
@@ -19,11 +20,13 @@ from toolkit.commands.server import Progress
 from toolkit.commands.watch import Step
 from toolkit.errors import DataRefusedError
 from toolkit.migrate import Project
+from toolkit.ops.refusals import FILL_VALUE as FILL_VALUE_ARGUMENT
+from toolkit.ops.refusals import ON_MISSING
 
-#: The operations' policy for rows that cannot get a NOT NULL value back (``toolkit.ops``),
-#: and the argument holding the value of its ``fill`` mode.
-POLICY = "on_missing"
-FILL_VALUE = "fill_value"
+#: The operations' policy for rows that cannot get a NOT NULL value back, and the argument
+#: holding the value of its ``fill`` mode (``toolkit.ops.refusals``).
+POLICY = ON_MISSING
+FILL_VALUE = FILL_VALUE_ARGUMENT
 
 
 def describe_x(x: Mapping[str, str]) -> str:
@@ -37,14 +40,15 @@ def with_x(x: Mapping[str, str]) -> str:
 
 
 def explain_refusal(exc: DataRefusedError, project: Project, step: Step | None) -> DataRefusedError:
-    """``exc`` with a hint a command-line user can act on, when the hint is a policy's.
+    """``exc`` with a hint a command-line user can act on, when its remedy is a policy.
 
     ``step`` is the revision that was running. A revision "reads" an option when its script
     calls ``get_x_argument`` and names the option (``on_missing``; ``fill_<column>`` for
     the fill value of ``column``, as migration-014 does).
     """
     hint = exc.hint or ""
-    about_policy, about_fill = POLICY in hint, FILL_VALUE in hint
+    argument = exc.remedy.argument if exc.remedy is not None else None
+    about_policy, about_fill = argument == POLICY, argument == FILL_VALUE
     if step is None or not (about_policy or about_fill):
         return exc
     revision = step.revision
@@ -73,6 +77,8 @@ def explain_refusal(exc: DataRefusedError, project: Project, step: Step | None) 
         count=exc.count,
         samples=exc.samples,
         hint=hint,
+        code=exc.code,
+        remedy=exc.remedy,
     )
 
 

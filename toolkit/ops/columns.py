@@ -9,7 +9,7 @@ the recorded foreign keys when the script runs, or a clear error.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from psycopg import sql
@@ -18,6 +18,7 @@ from toolkit.errors import OfflineModeError, UsageError
 from toolkit.ops import reflect
 from toolkit.ops.policies import MissingPolicy
 from toolkit.ops.runtime import Runner
+from toolkit.ops.steps import Measure, OnlyIfZero, Run, Step, runs
 from toolkit.sql import ddl
 from toolkit.sql.ddl import ForeignKeySpec
 from toolkit.sql.idents import Sql, column_of
@@ -31,6 +32,8 @@ from toolkit.sql.stash import (
 )
 
 NamedForeignKey = tuple[str, ForeignKeySpec]
+#: The measure of rows left NULL under ``on_missing="keep_null"`` (see ``finish_steps``).
+_LEFT_NULL = "left_null"
 
 
 def default_fk_name(table: str, column: str) -> str:
@@ -38,38 +41,52 @@ def default_fk_name(table: str, column: str) -> str:
     return f"{table}_{column}_fkey"
 
 
-def record_and_drop(runner: Runner, table: str, column: str, *, schema: str | None) -> list[str]:
+def foreign_key_names(
+    runner: Runner, table: str, column: str, schema: str | None
+) -> tuple[str, ...]:
+    """The real names of ``table.column``'s foreign keys (online; offline none are known:
+    dropping the column drops them)."""
+    if runner.offline:
+        return ()
+    return tuple(fk.name for fk in reflect.foreign_keys(runner, table, column, schema))
+
+
+def record_and_drop(
+    table: str, column: str, fk_names: tuple[str, ...], *, schema: str | None
+) -> list[Step]:
     """Record ``table.column``'s definition in the stash, drop its foreign keys by their
-    real names (online) and the column; returns the names of the keys dropped."""
-    runner.run(ensure_stash(schema))
-    runner.run(forget("column", table, column, schema=schema))
-    runner.run(record_column(table, column, schema=schema))
-    return drop_with_foreign_keys(runner, table, column, schema=schema)
+    real names and the column."""
+    return runs(
+        [
+            ensure_stash(schema),
+            forget("column", table, column, schema=schema),
+            record_column(table, column, schema=schema),
+        ]
+    ) + drop_with_foreign_keys(table, column, fk_names, schema=schema)
 
 
 def drop_with_foreign_keys(
-    runner: Runner, table: str, column: str, *, schema: str | None
-) -> list[str]:
-    """Drop ``table.column`` and its foreign keys (by their real names, looked up online)."""
-    dropped = []
-    if not runner.offline:
-        for fk in reflect.foreign_keys(runner, table, column, schema):
-            runner.run(ddl.drop_constraint(table, fk.name, schema=schema))
-            dropped.append(fk.name)
-    # Offline the names cannot be looked up; dropping the column drops its constraints.
-    runner.run(ddl.drop_column(table, column, schema=schema))
-    return dropped
+    table: str, column: str, fk_names: tuple[str, ...], *, schema: str | None
+) -> list[Step]:
+    """Drop ``table.column``'s foreign keys (by their real names) and the column."""
+    drops = [ddl.drop_constraint(table, name, schema=schema) for name in fk_names]
+    return runs([*drops, ddl.drop_column(table, column, schema=schema)])
 
 
-def forget_recorded(runner: Runner, table: str, column: str, *, schema: str | None) -> None:
-    """Remove ``table.column``'s record and the stash table if nothing else is in it."""
-    if runner.offline:
-        runner.run(if_stash_exists(forget("column", table, column, schema=schema), schema))
-    elif reflect.stash_exists(runner, schema):
-        runner.run(forget("column", table, column, schema=schema))
+def forget_recorded(
+    table: str, column: str, *, schema: str | None, stash: bool | None
+) -> list[Step]:
+    """Remove ``table.column``'s record and the stash table if nothing else is in it.
+
+    ``stash``: whether the stash exists (online), None offline (decided when the script runs).
+    """
+    if stash is None:
+        first = if_stash_exists(forget("column", table, column, schema=schema), schema)
+    elif stash:
+        first = forget("column", table, column, schema=schema)
     else:
-        return
-    runner.run(drop_stash_if_empty(schema))
+        return []
+    return runs([first, drop_stash_if_empty(schema)])
 
 
 @dataclass(frozen=True)
@@ -90,7 +107,11 @@ class ColumnPlan:
     def __post_init__(self) -> None:
         # Build the DDL once now: a name PostgreSQL would truncate fails before any change.
         self.add()
-        self.finish()
+        self.constraints()
+
+    @property
+    def where(self) -> str:
+        return f"{self.table}.{self.column}"
 
     def referents(self) -> list[tuple[str | None, str, str]]:
         """``(schema, table, key)`` every value must exist in (known foreign keys only)."""
@@ -105,14 +126,9 @@ class ColumnPlan:
         """Add the column, nullable and empty (filled next)."""
         return ddl.add_column(self.table, self.column, self.type_text, schema=self.schema)
 
-    def finish(self, *, not_null: bool | None = None) -> list[Sql]:
-        """Default, NOT NULL (``not_null`` overrides the plan) and foreign keys, after the fill."""
-        steps = []
-        if self.default is not None:
-            steps.append(ddl.set_default(self.table, self.column, self.default, schema=self.schema))
-        if not_null if not_null is not None else not self.nullable:
-            steps.append(ddl.set_not_null(self.table, self.column, schema=self.schema))
-        steps += [
+    def constraints(self) -> list[Sql]:
+        """The foreign keys, after the fill."""
+        steps = [
             ddl.add_foreign_key(self.table, [self.column], name, spec, schema=self.schema)
             for name, spec in self.explicit_fks
         ]
@@ -124,53 +140,52 @@ class ColumnPlan:
             steps.append(replay_foreign_keys(self.table, self.column, schema=self.schema))
         return steps
 
+    def finish_steps(self, policy: MissingPolicy, *, offline: bool) -> list[Step]:
+        """After the fill: the missing-value policy, then default, NOT NULL, foreign keys.
 
-def finish_column(
-    runner: Runner, plan: ColumnPlan, policy: MissingPolicy
-) -> tuple[dict[str, int], list[str]]:
-    """After the fill: apply the missing-value policy, then default, NOT NULL, foreign keys.
+        ``filled`` tallies rows given the policy's fill value; under ``keep_null`` the
+        column becomes NOT NULL only if no row was left NULL (decided in the database
+        offline, by a measure online).
+        """
+        table, column, schema = self.table, self.column, self.schema
+        steps: list[Step] = []
+        not_null: list[Step] = []
+        if not self.nullable:
+            not_null = [Run(ddl.set_not_null(table, column, schema=schema))]
+        if policy.mode == "fill" and not self.nullable:
+            assert policy.fill_value is not None
+            fill = ddl.fill_nulls(table, column, policy.fill_value, self.type_text, schema=schema)
+            steps.append(Run(fill, tally="filled"))
+        elif policy.mode == "keep_null" and not self.nullable and offline:
+            not_null = [Run(ddl.set_not_null_if_complete(table, column, schema=schema))]
+        elif policy.mode == "keep_null" and not self.nullable:
+            null = sql.SQL("{} IS NULL").format(column_of("t", column))
+            steps.append(Measure(ddl.count_rows(table, null, schema=schema), _LEFT_NULL))
+            not_null = [OnlyIfZero(_LEFT_NULL, Run(ddl.set_not_null(table, column, schema=schema)))]
+        if self.default is not None:
+            steps.append(Run(ddl.set_default(table, column, self.default, schema=schema)))
+        return steps + not_null + runs(self.constraints())
 
-    Returns the counts (``filled``: rows given the policy's fill value) and the notes.
-    """
-    where = f"{plan.table}.{plan.column}"
-    counts: dict[str, int] = {}
-    notes: list[str] = []
-    not_null: bool | None = None
-    if policy.mode == "fill" and not plan.nullable:
-        assert policy.fill_value is not None
-        filled = runner.run(
-            ddl.fill_nulls(
-                plan.table, plan.column, policy.fill_value, plan.type_text, schema=plan.schema
+    def finish_report(
+        self, policy: MissingPolicy, tallies: Mapping[str, int]
+    ) -> tuple[dict[str, int], list[str]]:
+        """The counts and notes of ``finish_steps`` (online)."""
+        counts: dict[str, int] = {}
+        notes: list[str] = []
+        if "filled" in tallies:
+            counts["filled"] = tallies["filled"]
+            notes.append(
+                f"{tallies['filled']} row(s) with nothing to restore got {policy.fill_value}"
             )
-        )
-        counts["filled"] = filled
-        if not runner.offline:
-            notes.append(f"{filled} row(s) with nothing to restore got {policy.fill_value}")
-    elif policy.mode == "keep_null" and not plan.nullable:
-        not_null = False
-        if runner.offline:
-            runner.run(ddl.set_not_null_if_complete(plan.table, plan.column, schema=plan.schema))
-        else:
-            missing = int(
-                runner.scalar(
-                    ddl.count_rows(
-                        plan.table,
-                        sql.SQL("{} IS NULL").format(column_of("t", plan.column)),
-                        schema=plan.schema,
-                    )
-                )
+        if tallies.get(_LEFT_NULL):
+            notes.append(
+                f"{tallies[_LEFT_NULL]} row(s) have nothing to restore: {self.where} left nullable"
+                " (on_missing='keep_null')"
             )
-            not_null = missing == 0
-            if missing:
-                notes.append(
-                    f"{missing} row(s) have nothing to restore: {where} left nullable"
-                    " (on_missing='keep_null')"
-                )
-    runner.run_all(plan.finish(not_null=not_null))
-    return counts, notes
+        return counts, notes
 
 
-def resolve_plan(
+def resolve_column(
     runner: Runner,
     table: str,
     column: str,
@@ -179,7 +194,6 @@ def resolve_plan(
     type_text: str | None,
     nullable: bool | None,
     foreign_key: NamedForeignKey | None,
-    no_foreign_key: bool = False,
     fallback_type: Callable[[], str | None] = lambda: None,
     fallback_fk: Callable[[], NamedForeignKey | None] = lambda: None,
 ) -> ColumnPlan:
@@ -199,16 +213,11 @@ def resolve_plan(
     explicit: tuple[NamedForeignKey, ...] = ()
     recorded: tuple[tuple[str, str], ...] = ()
     refs: tuple[tuple[str | None, str, str], ...] = ()
-    replay = False
-    if no_foreign_key:
-        pass
-    elif foreign_key is not None:
+    if foreign_key is not None:
         explicit = (foreign_key,)
     elif rec is not None:
         recorded, refs = rec.foreign_keys, rec.references
-    elif runner.offline:
-        replay = True
-    else:
+    elif not runner.offline:
         found = fallback_fk()
         explicit = (found,) if found is not None else ()
     return ColumnPlan(
@@ -221,5 +230,5 @@ def resolve_plan(
         explicit_fks=explicit,
         recorded_fks=recorded,
         recorded_refs=refs,
-        replay_fks=replay,
+        replay_fks=runner.offline and foreign_key is None,
     )

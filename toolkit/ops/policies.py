@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from psycopg import sql
 
 from toolkit.errors import UsageError
-from toolkit.sql.checks import Check, CheckSet, missing_referent
+from toolkit.ops.refusals import refusal
+from toolkit.sql.checks import CheckSet, RowCheck, missing_referent
 from toolkit.sql.idents import Sql, literal, type_clause
 
 ON_MISSING: tuple[str, ...] = ("refuse", "keep_null", "fill")
@@ -30,31 +32,29 @@ class MissingPolicy:
             raise UsageError("on_missing='fill' goes with fill_value=... (and only it)")
 
     def refusal(
-        self, table: str, column: str, condition: Sql, reason: str, *, applies: bool
-    ) -> list[Check]:
+        self, code: str, table: str, column: str, condition: Sql, *, applies: bool, **names: Any
+    ) -> list[RowCheck]:
         """The check refusing rows with nothing to restore, when the policy is ``refuse``."""
         if not applies or self.mode != "refuse":
             return []
-        hint = (
-            "pass on_missing='keep_null' (column left nullable) or on_missing='fill'"
-            " with fill_value=... to proceed"
-        )
-        return [Check(table, column, reason, condition, hint)]
+        return [refusal(code, table, column, condition, **names)]
 
     def fill_checks(
         self, table: str, column: str, type_text: str, referents: list[tuple[str | None, str, str]]
     ) -> CheckSet:
         """The fill value must exist in every referenced ``(schema, table, key)``."""
         value = sql.SQL("t.v")
-        checks: tuple[Check, ...] = ()
+        checks: tuple[RowCheck, ...] = ()
         if self.fill_value is not None:
             checks = tuple(
-                Check(
+                refusal(
+                    "fill-value-without-referent",
                     table,
                     column,
-                    f"would be filled with {self.fill_value!r}, which {ref_table}.{ref_key} lacks",
                     missing_referent(value, ref_table, ref_key, ref_schema),
-                    "pass a fill_value that exists",
+                    fill_value=self.fill_value,
+                    referent=ref_table,
+                    referent_key=ref_key,
                 )
                 for ref_schema, ref_table, ref_key in referents
             )

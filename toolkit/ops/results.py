@@ -31,8 +31,9 @@ class OpResult:
     ``counts`` maps a key of ``COUNT_KEYS`` to a row count (absent in offline mode, where
     nothing is known); ``lost`` is the declared data loss, always reported, possibly 0.
 
-    ``column`` is keyword-only, so results built positionally as
-    ``OpResult(operation, table, counts)`` keep working.
+    ``description`` is the operation's ``describe()`` (what logs and reports print of
+    the operation itself). ``column`` and ``description`` are keyword-only, so results
+    built positionally as ``OpResult(operation, table, counts)`` keep working.
     """
 
     operation: str
@@ -41,6 +42,7 @@ class OpResult:
     counts: Mapping[str, int] = field(default_factory=dict)
     offline: bool = False
     notes: tuple[str, ...] = ()
+    description: str | None = field(default=None, kw_only=True)
 
     @property
     def lost(self) -> int:

@@ -10,6 +10,7 @@ raise in the database when the script runs.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -22,12 +23,19 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ClauseElement
 
-from toolkit.errors import DataRefusedError, OfflineModeError
+from toolkit.errors import OfflineModeError
 from toolkit.ops.results import OpResult, publish
-from toolkit.sql.checks import CheckSet, count_query, guard_block, samples_query
+from toolkit.ops.steps import (
+    Measure,
+    OnlyIfZero,
+    Run,
+    Step,
+    TableLock,
+)
+from toolkit.sql.checks import CheckSet, count_query, guard_block, refused, samples_query
+from toolkit.sql.ddl import lock_tables
 from toolkit.sql.idents import Sql, render
 from toolkit.sql.lint_notes import with_lint_note
-from toolkit.sql.stash import nested_loops_back, nested_loops_off
 
 
 def _clause(statement: Sql) -> TextClause:
@@ -60,6 +68,12 @@ class Runner:
         self.offline = bool(operations.migration_context.as_sql)
         self._bind: Connection | None = None if self.offline else operations.get_bind()
 
+    def named(self, operation: str) -> Runner:
+        """This runner, for another operation's messages (same connection)."""
+        other = copy.copy(self)
+        other.operation = operation
+        return other
+
     @property
     def bind(self) -> Connection:
         if self._bind is None:
@@ -74,21 +88,37 @@ class Runner:
         result = self.bind.execute(_clause(sql))
         return max(result.rowcount, 0)
 
-    def run_all(self, statements: Sequence[Sql]) -> None:
-        """Execute statements in order."""
-        for sql in statements:
-            self.run(sql)
+    def lock(self, locks: Sequence[TableLock]) -> None:
+        """Take ``locks`` in the order given, one statement per run of equal modes."""
+        i = 0
+        while i < len(locks):
+            j = i
+            while j < len(locks) and locks[j].mode == locks[i].mode:
+                j += 1
+            self.run(lock_tables([(lk.schema, lk.table) for lk in locks[i:j]], locks[i].mode))
+            i = j
 
-    @contextmanager
-    def without_nested_loops(self) -> Iterator[None]:
-        """Statements run inside are planned with hash (or merge) joins only.
-
-        No ``finally``: if a statement fails the transaction is lost anyway, and nothing
-        more can run in it.
-        """
-        self.run(nested_loops_off())
-        yield
-        self.run(nested_loops_back())
+    def execute(self, steps: Sequence[Step], *, checked: bool = False) -> dict[str, int]:
+        """Run ``steps`` in order (online) or print them (offline); returns the tallies
+        and measures (online). ``checked``: the foreign keys' checks already ran."""
+        tallies: dict[str, int] = {}
+        for step in steps:
+            if isinstance(step, Run):
+                changed = self.run(step.sql)
+                if step.tally is not None:
+                    tallies[step.tally] = tallies.get(step.tally, 0) + changed
+            elif isinstance(step, Measure):
+                if not self.offline:
+                    tallies[step.name] = int(self.scalar(step.sql))
+            elif isinstance(step, OnlyIfZero):
+                if not tallies.get(step.measure):
+                    self.run(step.step.sql)
+            elif checked:
+                tallies.update(self.execute(step.steps, checked=True))
+            else:
+                with self.checked_by_foreign_keys(step.checks):
+                    tallies.update(self.execute(step.steps))
+        return tallies
 
     @contextmanager
     def checked_by_foreign_keys(self, checks: CheckSet) -> Iterator[None]:
@@ -148,26 +178,33 @@ class Runner:
         for check, count in zip(checks.checks, counts, strict=True):
             if count:
                 samples = [r[0] for r in self.rows(samples_query(checks, check))]
-                raise DataRefusedError(
-                    check.reason,
-                    table=check.table,
-                    column=check.column,
-                    count=int(count),
-                    samples=samples,
-                    hint=check.hint,
-                )
+                raise refused(check, int(count), samples)
 
     def result(
-        self, table: str, column: str, counts: Mapping[str, int], notes: Sequence[str] = ()
+        self,
+        operation: str,
+        table: str,
+        column: str,
+        counts: Mapping[str, int],
+        notes: Sequence[str] = (),
+        *,
+        description: str | None = None,
     ) -> OpResult:
-        """Publish this operation's outcome (no counts offline: nothing is known).
+        """Publish an operation's outcome (no counts offline: nothing is known).
 
         ``table.column`` is where the data comes from, where a declared loss would show.
         """
-        if self.offline:
-            return publish(
-                OpResult(self.operation, table, {}, column=column, offline=True, notes=tuple(notes))
-            )
-        shown = {k: int(v) for k, v in counts.items()}
-        shown.setdefault("lost", 0)
-        return publish(OpResult(self.operation, table, shown, column=column, notes=tuple(notes)))
+        shown: dict[str, int] = {}
+        if not self.offline:
+            shown = {k: int(v) for k, v in counts.items()}
+            shown.setdefault("lost", 0)
+        result = OpResult(
+            operation,
+            table,
+            shown,
+            column=column,
+            offline=self.offline,
+            notes=tuple(notes),
+            description=description,
+        )
+        return publish(result)

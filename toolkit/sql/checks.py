@@ -1,10 +1,12 @@
 """Data checks that run before anything changes, online as queries, offline as guards.
 
-A ``Check`` is a condition over the rows of one source (a ``FROM`` item whose rows are
+A ``RowCheck`` is a condition over the rows of one source (a ``FROM`` item whose rows are
 aliased ``t``) that selects the rows an operation would lose or corrupt. Online, one query
 counts every check of a source in a single scan, and a second fetches a few sample keys
 for a check that failed. Offline, the same conditions become a ``DO`` block that raises
-inside the database when the script runs, with the same message the online error has.
+inside the database when the script runs, with the same message the online error has
+(both built by ``toolkit.errors.refusal_parts``). The sentences and remedies come from
+one catalog, ``toolkit.ops.refusals``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from toolkit.errors import UsageError
+from toolkit.errors import DataRefusedError, Remedy, UsageError, refusal_parts
 from toolkit.sql.idents import Sql, column_of, ident, literal, qualified, render
 
 #: How many sample keys a refusal names.
@@ -23,26 +25,27 @@ _DOLLAR_TAG = "$lossless$"
 
 
 @dataclass(frozen=True)
-class Check:
-    """Rows matching ``condition`` would be lost or corrupted.
+class RowCheck:
+    """Rows matching ``condition`` would be lost or corrupted: refusal ``code``.
 
     ``reason`` completes "N row(s) ..." in the message; ``table`` and ``column`` are what
-    the message names; ``hint`` says how to proceed (a policy argument, a fix).
+    the message names; ``remedy`` says how to proceed (a policy argument, a fix).
     """
 
     table: str
     column: str | None
+    code: str
     reason: str
     condition: Sql
-    hint: str | None = None
+    remedy: Remedy | None = None
 
     @property
     def where(self) -> str:
         return f"{self.table}.{self.column}" if self.column else self.table
 
-    @property
-    def tail(self) -> str:
-        return f"; {self.hint}" if self.hint else ""
+    def parts(self) -> tuple[str, str, str]:
+        """The message around count and samples (see ``toolkit.errors.refusal_parts``)."""
+        return refusal_parts(self.where, self.reason, self.remedy.text if self.remedy else None)
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,20 @@ class CheckSet:
 
     source: Sql
     key_sql: Sql
-    checks: tuple[Check, ...]
+    checks: tuple[RowCheck, ...]
+
+
+def refused(check: RowCheck, count: int, samples: Sequence[object]) -> DataRefusedError:
+    """The error for ``count`` rows failing ``check``."""
+    return DataRefusedError(
+        check.reason,
+        table=check.table,
+        column=check.column,
+        count=count,
+        samples=samples,
+        code=check.code,
+        remedy=check.remedy,
+    )
 
 
 def count_query(checks: CheckSet) -> Sql:
@@ -63,7 +79,7 @@ def count_query(checks: CheckSet) -> Sql:
     return sql.SQL("SELECT {} FROM {} WHERE {}").format(counts, checks.source, anywhere)
 
 
-def samples_query(checks: CheckSet, check: Check) -> Sql:
+def samples_query(checks: CheckSet, check: RowCheck) -> Sql:
     """The first few keys (sorted) of rows violating ``check``."""
     return sql.SQL("SELECT {} AS k FROM {} WHERE {} ORDER BY 1 LIMIT {}").format(
         checks.key_sql, checks.source, check.condition, sql.SQL(str(SAMPLE_LIMIT))
@@ -88,11 +104,12 @@ def guard_block(checks: CheckSet) -> Sql:
             source=checks.source,
             condition=check.condition,
             samples=samples_query(checks, check),
-            head=literal(f"refused: {check.where}: "),
-            reason=literal(f" row(s) {check.reason}"),
-            tail=literal(check.tail),
+            head=literal(head),
+            reason=literal(middle),
+            tail=literal(tail),
         )
         for check in checks.checks
+        for head, middle, tail in [check.parts()]
     ]
     return do_block(
         sql.SQL("DECLARE\n  n bigint;\n  samples text;\nBEGIN\n{}END").format(sql.Composed(parts))

@@ -64,10 +64,11 @@ def _alter(table: str, schema: str | None) -> Sql:
     return sql.SQL("ALTER TABLE {}").format(qualified(table, schema))
 
 
-def lock_tables(tables: Sequence[str], schema: str | None = None) -> Sql:
-    """Block concurrent writes (reads go on) so that checks stay true until the change."""
-    names = sql.SQL(", ").join(qualified(t, schema) for t in tables)
-    return sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(names)
+def lock_tables(tables: Sequence[tuple[str | None, str]], mode: str) -> Sql:
+    """``LOCK TABLE`` the ``(schema, table)`` pairs, in the order given, in ``mode``
+    (one of ``toolkit.ops.steps.LOCK_MODES``, checked by the caller)."""
+    names = sql.SQL(", ").join(qualified(t, s) for s, t in tables)
+    return sql.SQL("LOCK TABLE {} IN {} MODE").format(names, sql.SQL(mode))
 
 
 def add_column(table: str, column: str, type_text: str, *, schema: str | None = None) -> Sql:

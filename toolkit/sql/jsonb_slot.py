@@ -1,9 +1,9 @@
 """Where a column's values live while stashed: a key of each row's own JSONB.
 
 ``JsonbSlot`` builds every step ``stash_column_in_jsonb`` / ``restore_column_from_jsonb``
-and the move operations share: the checks, writing the values, remembering which JSONB
-were SQL NULL (in the stash, per JSONB column: see ``toolkit.sql.stash``), and getting the
-values, the NULLs and the original key set back.
+and the move operations share: the conditions their checks refuse, writing the values,
+remembering which JSONB were SQL NULL (in the stash, per JSONB column: see
+``toolkit.sql.stash``), and getting the values, the NULLs and the original key set back.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from toolkit.sql.checks import Check, missing_referent
+from toolkit.sql.checks import missing_referent
 from toolkit.sql.idents import (
     Sql,
     column_of,
@@ -67,51 +67,26 @@ class JsonbSlot:
     def _and(self, row_filter: Sql | None) -> Sql:
         return sql.SQL(" AND {}").format(row_filter) if row_filter is not None else sql.SQL("")
 
-    def checks(self, row_filter: Sql | None = None) -> list[Check]:
-        """What makes stashing unsafe: a non-object JSONB that would need the key, a key
-        already present (restore could not tell it from the stashed one)."""
-        return [
-            Check(
-                self.table,
-                self.jsonb_column,
-                f"hold a JSONB that is not an object (array, scalar or JSON null) where"
-                f" {self.column} must be stashed under {self.key!r}",
-                sql.SQL(
-                    "{v} IS NOT NULL{f} AND {j} IS NOT NULL AND jsonb_typeof({j}) <> 'object'"
-                ).format(v=self.value, f=self._and(row_filter), j=self.jsonb),
-                "fix those values (e.g. wrap them in an object) before the migration",
-            ),
-            Check(
-                self.table,
-                self.jsonb_column,
-                f"already hold the key {self.key!r}",
-                self.holds_key,
-                "rename or remove that key first, or pass another key=",
-            ),
-        ]
+    def not_object(self, row_filter: Sql | None = None) -> Sql:
+        """Condition: a value to stash, but a JSONB that is not an object (array, scalar or
+        JSON null) where it must go. Rows already holding the key: ``holds_key``."""
+        return sql.SQL(
+            "{v} IS NOT NULL{f} AND {j} IS NOT NULL AND jsonb_typeof({j}) <> 'object'"
+        ).format(v=self.value, f=self._and(row_filter), j=self.jsonb)
 
-    def orphan_check(
+    def orphaned(
         self, type_text: str, referent: tuple[str | None, str, str], row_filter: Sql | None = None
-    ) -> Check:
-        """Stashed values that would come back pointing to no row of ``referent``."""
+    ) -> Sql:
+        """Condition: a stashed value that would come back pointing to no row of
+        ``referent`` ``(schema, table, key)``."""
         ref_schema, ref_table, ref_key = referent
-        return Check(
-            self.table,
-            self.jsonb_column,
-            f"hold under {self.key!r} a {self.column} that {ref_table}.{ref_key} no longer has",
-            sql.SQL("{}{} AND {}").format(
-                self.holds_key,
-                self._and(row_filter),
-                missing_referent(
-                    sql.SQL("({} ->> {})::{}").format(
-                        self.jsonb, literal(self.key), type_clause(type_text)
-                    ),
-                    ref_table,
-                    ref_key,
-                    ref_schema,
-                ),
-            ),
-            "restore the referenced rows or remove those keys first",
+        value = sql.SQL("({} ->> {})::{}").format(
+            self.jsonb, literal(self.key), type_clause(type_text)
+        )
+        return sql.SQL("{}{} AND {}").format(
+            self.holds_key,
+            self._and(row_filter),
+            missing_referent(value, ref_table, ref_key, ref_schema),
         )
 
     def _mark(self, alias: str) -> Sql:

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from alembic import op
 from sqlalchemy.dialects import postgresql
+
+from toolkit.op import op
 
 revision: str = "ad024c0de0c0"
 down_revision: str | Sequence[str] | None = "ad0240000b0b"

@@ -16,6 +16,9 @@ Downgrade
     ``metadata`` with their keys removed. The five foreign keys are recreated under their
     original names, and ``NOT NULL`` on the two target columns.
 
+Each direction runs its five operations as one (``op.run_lossless``): every check of every
+operation runs before the first change, and the tables are locked first, in one order.
+
 Options of the downgrade (``alembic -x NAME=VALUE downgrade ...``; ``lossless`` passes them
 the same way):
 
@@ -38,7 +41,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from alembic import context, op
+from alembic import context
+
+from toolkit.op import op
+from toolkit.ops import (
+    CollapseJunctionToFkOp,
+    PromoteFkToJunctionOp,
+    RestoreColumnFromJsonbOp,
+    StashColumnInJsonbOp,
+)
 
 revision: str = "f06135d685df"
 down_revision: str | Sequence[str] | None = "e1a0c0de0013"
@@ -48,141 +59,127 @@ depends_on: str | Sequence[str] | None = None
 _TRUE = ("1", "true", "yes", "on")
 
 
-def _on_missing(options: dict[str, str], column: str) -> dict[str, str | None]:
-    """The downgrade's policy for targets that have no link to restore ``column`` from."""
+def _on_missing(options: dict[str, str], column: str) -> tuple[str, str | None]:
+    """The downgrade's policy (``on_missing``, ``fill_value``) for targets that have no link
+    to restore ``column`` from."""
     mode = options.get("on_missing", "refuse")
     if mode != "fill":
-        return {"on_missing": mode, "fill_value": None}
+        return mode, None
     fill_value = options.get(f"fill_{column}")
     # Without a value to fill this column with, its targets keep the safe default.
-    return {"on_missing": "fill" if fill_value else "refuse", "fill_value": fill_value}
+    return ("fill" if fill_value else "refuse"), fill_value
 
 
 def upgrade() -> None:
     """Move the target FKs to junction tables; stash the redundant FK columns in metadata."""
-    # Each call creates the junction (id, target_id, <referent>, created_at), copies every
+    # Each promote creates the junction (id, target_id, <referent>, created_at), copies every
     # non-NULL (targets.id, targets.<column>) pair, then adds the unique constraint, one index
     # per FK column (ix_<junction>_<column>) and both FKs ON DELETE CASCADE (loading before
     # constraining is what keeps it fast), and only then drops targets_<column>_fkey (looked
     # up, not guessed) and the column.
     # Keys (owner_key, referent_key, primary_key) are read from the catalog when online; they
     # are spelled out so that the same revision also renders as SQL (alembic upgrade --sql).
-    op.promote_fk_to_junction(
-        "targets",
-        "goal_id",
-        junction="target_goal_links",
+    op.run_lossless(
+        PromoteFkToJunctionOp(
+            "targets",
+            "goal_id",
+            junction="target_goal_links",
+            owner_column="target_id",
+            referent_column="goal_id",
+            referent_table="client_goals",
+            referent_key="id",
+            owner_key="id",
+            unique_name="uq_target_goal",
+            ondelete="CASCADE",
+        ),
+        PromoteFkToJunctionOp(
+            "targets",
+            "sprint_id",
+            junction="target_sprint_links",
+            owner_column="target_id",
+            referent_column="sprint_id",
+            referent_table="sprints",
+            referent_key="id",
+            owner_key="id",
+            unique_name="uq_target_sprint",
+            ondelete="CASCADE",
+        ),
+        # The new model no longer ties commitments and sprints to goals directly, but their
+        # old values are history that a downgrade must give back: keep them in the row's
+        # metadata. Only non-NULL values are written, so NULL metadata, {} and unrelated keys
+        # come back exactly as they were.
+        StashColumnInJsonbOp(
+            "commitments",
+            "goal_id",
+            jsonb_column="metadata",
+            key="legacy_goal_id",
+            primary_key="id",
+        ),
+        StashColumnInJsonbOp(
+            "commitments",
+            "sprint_id",
+            jsonb_column="metadata",
+            key="legacy_sprint_id",
+            primary_key="id",
+        ),
+        StashColumnInJsonbOp(
+            "sprints", "goal_id", jsonb_column="metadata", key="legacy_goal_id", primary_key="id"
+        ),
+    )
+
+
+def _collapse(
+    junction: str, column: str, referent: str, options: dict[str, str]
+) -> CollapseJunctionToFkOp:
+    """The first link per target back into ``targets.<column>`` (NOT NULL, its FK by name)."""
+    on_missing, fill_value = _on_missing(options, column)  # refuse (default), keep_null or fill
+    return CollapseJunctionToFkOp(
+        junction,
+        table="targets",
+        column=column,
         owner_column="target_id",
-        referent_column="goal_id",
-        referent_table="client_goals",
+        referent_column=column,
+        referent_table=referent,
         referent_key="id",
+        order_by=("created_at", "id"),  # the first link wins; ties broken by id, never luck
+        type_="uuid",
+        nullable=False,
+        fk_name=f"targets_{column}_fkey",
+        on_missing=on_missing,
+        fill_value=fill_value,
+        keep_extra_links=options.get("keep_extra_links", "false").lower() in _TRUE,
         owner_key="id",
-        unique_name="uq_target_goal",
-        ondelete="CASCADE",
     )
-    op.promote_fk_to_junction(
-        "targets",
-        "sprint_id",
-        junction="target_sprint_links",
-        owner_column="target_id",
-        referent_column="sprint_id",
-        referent_table="sprints",
-        referent_key="id",
-        owner_key="id",
-        unique_name="uq_target_sprint",
-        ondelete="CASCADE",
-    )
-    # The new model no longer ties commitments and sprints to goals directly, but their old
-    # values are history that a downgrade must give back: keep them in the row's metadata.
-    # Only non-NULL values are written, so NULL metadata, {} and unrelated keys come back
-    # exactly as they were.
-    op.stash_column_in_jsonb(
-        "commitments", "goal_id", jsonb_column="metadata", key="legacy_goal_id", primary_key="id"
-    )
-    op.stash_column_in_jsonb(
-        "commitments",
-        "sprint_id",
+
+
+def _restore(table: str, column: str, referent: str) -> RestoreColumnFromJsonbOp:
+    """``table.<column>`` back out of ``metadata -> legacy_<column>`` (uuid, its FK by name)."""
+    return RestoreColumnFromJsonbOp(
+        table,
+        column,
         jsonb_column="metadata",
-        key="legacy_sprint_id",
+        key=f"legacy_{column}",
+        type_="uuid",
+        foreign_key=(referent, "id"),
+        fk_name=f"{table}_{column}_fkey",
         primary_key="id",
-    )
-    op.stash_column_in_jsonb(
-        "sprints", "goal_id", jsonb_column="metadata", key="legacy_goal_id", primary_key="id"
     )
 
 
 def downgrade() -> None:
     """Restore the five FK columns: first link per target, legacy values out of metadata."""
     options = context.get_x_argument(as_dictionary=True)
-    keep_extra_links = options.get("keep_extra_links", "false").lower() in _TRUE
-
-    # The collapses go first: a target left without a link is the likeliest refusal, and it
-    # then comes before any work. (Every step checks before it changes anything, and the
-    # revision is one transaction, so a refusal anywhere leaves nothing half-done.)
-    # client_goals and sprints exist throughout, so each FK is recreated as soon as its
-    # column is back, whatever the order.
-    op.collapse_junction_to_fk(
-        "target_sprint_links",
-        table="targets",
-        column="sprint_id",
-        owner_column="target_id",
-        referent_column="sprint_id",
-        referent_table="sprints",
-        referent_key="id",
-        order_by=("created_at", "id"),  # the first link wins; ties broken by id, never luck
-        type_="uuid",
-        nullable=False,
-        fk_name="targets_sprint_id_fkey",
-        **_on_missing(options, "sprint_id"),  # refuse (default), keep_null or fill
-        keep_extra_links=keep_extra_links,
-        owner_key="id",
-    )
-    op.collapse_junction_to_fk(
-        "target_goal_links",
-        table="targets",
-        column="goal_id",
-        owner_column="target_id",
-        referent_column="goal_id",
-        referent_table="client_goals",
-        referent_key="id",
-        order_by=("created_at", "id"),
-        type_="uuid",
-        nullable=False,
-        fk_name="targets_goal_id_fkey",
-        **_on_missing(options, "goal_id"),
-        keep_extra_links=keep_extra_links,
-        owner_key="id",
-    )
+    # Every operation checks before any of them changes anything (run_lossless), and the
+    # revision is one transaction, so a refusal anywhere leaves nothing half-done. A target
+    # left without a link is the likeliest refusal: the collapses come first.
     # Values come back with their type (uuid) and the keys leave metadata again; a row whose
     # metadata was NULL before the upgrade gets NULL back, not {}, whatever the order of the
     # restores (the toolkit marks the row's JSONB, not one stashed column). Reverse order is
     # kept anyway: it reads as the mirror image of upgrade().
-    op.restore_column_from_jsonb(
-        "sprints",
-        "goal_id",
-        jsonb_column="metadata",
-        key="legacy_goal_id",
-        type_="uuid",
-        foreign_key=("client_goals", "id"),
-        fk_name="sprints_goal_id_fkey",
-        primary_key="id",
-    )
-    op.restore_column_from_jsonb(
-        "commitments",
-        "sprint_id",
-        jsonb_column="metadata",
-        key="legacy_sprint_id",
-        type_="uuid",
-        foreign_key=("sprints", "id"),
-        fk_name="commitments_sprint_id_fkey",
-        primary_key="id",
-    )
-    op.restore_column_from_jsonb(
-        "commitments",
-        "goal_id",
-        jsonb_column="metadata",
-        key="legacy_goal_id",
-        type_="uuid",
-        foreign_key=("client_goals", "id"),
-        fk_name="commitments_goal_id_fkey",
-        primary_key="id",
+    op.run_lossless(
+        _collapse("target_sprint_links", "sprint_id", "sprints", options),
+        _collapse("target_goal_links", "goal_id", "client_goals", options),
+        _restore("sprints", "goal_id", "client_goals"),
+        _restore("commitments", "sprint_id", "sprints"),
+        _restore("commitments", "goal_id", "client_goals"),
     )

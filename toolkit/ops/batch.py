@@ -1,0 +1,102 @@
+"""Several operations as one: every check before the first change, locks in one order.
+
+``op.run_lossless(StashColumnInJsonbOp(...), PromoteFkToJunctionOp(...), ...)`` (or
+``run_lossless(operations, ...)``) runs, in a revision's transaction:
+
+1. a refusal (``UsageError``) if an operation reads what an earlier one changes
+   (``LosslessOperation.footprint``, from the arguments): its plan, made before that
+   change, would be stale. Run such operations in separate calls;
+2. ``resolve`` of every operation (reflection online, arguments offline), in order;
+3. every table lock of every plan (``Plan.locks()``), merged per table to the strongest
+   mode and taken in one global order (schema, then table name: ``merged_locks``);
+4. every check of every plan, including those a new foreign key would otherwise do while
+   it validates (except for the first operation's: a refusal there still comes before any
+   change, after its savepoint is rolled back);
+5. the steps of every plan, in order. Returns the results, also published one by one.
+
+A refusal therefore comes before anything changed, whichever operation it concerns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from alembic.operations import MigrateOperation, Operations
+
+from toolkit.errors import UsageError
+from toolkit.ops.base import LosslessOperation, Plan
+from toolkit.ops.results import OpResult
+from toolkit.ops.runtime import Runner
+from toolkit.ops.steps import CheckedByForeignKeys, TableLock, merged_locks
+
+
+@Operations.register_operation("run_lossless")
+@dataclass(frozen=True, init=False)
+class LosslessBatchOp(MigrateOperation):
+    """Run ``operations`` as one: resolve all, lock all, check all, then apply each."""
+
+    operations: tuple[LosslessOperation, ...]
+
+    def __init__(self, *operations: LosslessOperation) -> None:
+        object.__setattr__(self, "operations", tuple(operations))
+
+    @classmethod
+    def run_lossless(cls, operations: Operations, *lossless: LosslessOperation) -> list[OpResult]:
+        """Resolve, lock, check every operation, then apply each (see ``toolkit.ops.batch``)."""
+        results: list[OpResult] = operations.invoke(cls(*lossless))
+        return results
+
+    def reverse(self) -> LosslessBatchOp:
+        """The inverses, in reverse order."""
+        return LosslessBatchOp(*(o.reverse() for o in reversed(self.operations)))
+
+    def describe(self) -> str:
+        """One line per operation."""
+        return "\n".join(o.describe() for o in self.operations)
+
+
+def refuse_dependencies(operations: Sequence[LosslessOperation]) -> None:
+    """``UsageError`` if an operation reads what an earlier one changes (``footprint``)."""
+    changed: dict[str, LosslessOperation] = {}
+    for operation in operations:
+        reads, changes = operation.footprint()
+        stale = sorted(name for name in reads if name in changed)
+        if stale:
+            raise UsageError(
+                f"run_lossless: {operation.describe()!r} reads {stale[0]}, which"
+                f" {changed[stale[0]].describe()!r} changes before it: its checks would run"
+                " on data that is about to change; run them in separate calls"
+            )
+        changed.update(dict.fromkeys(changes, operation))
+
+
+def plan_all(runner: Runner, operations: Sequence[LosslessOperation]) -> list[Plan]:
+    """Every operation's plan, after refusing operations that depend on each other."""
+    refuse_dependencies(operations)
+    return [o.resolve(runner.named(o.name)) for o in operations]
+
+
+def locks_of(plans: Sequence[Plan]) -> list[TableLock]:
+    """Every lock of ``plans``: one per table, strongest mode, global order."""
+    return merged_locks(lock for plan in plans for lock in plan.locks())
+
+
+@Operations.implementation_for(LosslessBatchOp)
+def run_lossless(operations: Operations, batch: LosslessBatchOp) -> list[OpResult]:
+    """Implementation of ``op.run_lossless`` (see the module docstring)."""
+    runner = Runner(operations, "run_lossless")
+    plans = plan_all(runner, batch.operations)
+    runner.lock(locks_of(plans))
+    for index, plan in enumerate(plans):
+        named = runner.named(plan.operation)
+        for checks in plan.checks():
+            named.check(checks)
+        if index > 0:
+            for step in plan.steps():
+                if isinstance(step, CheckedByForeignKeys):
+                    named.check(step.checks)
+    return [
+        plan.apply(runner.named(plan.operation), checked=index > 0, description=o.describe())
+        for index, (o, plan) in enumerate(zip(batch.operations, plans, strict=True))
+    ]

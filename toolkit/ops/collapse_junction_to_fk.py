@@ -1,0 +1,264 @@
+"""``collapse_junction_to_fk``: a junction table back into an FK column (first link).
+
+Inverse of ``promote_fk_to_junction``: each owner gets its first link in an explicit
+order; the other links are the declared loss, or kept in the stash (``keep_extra_links``)
+for the next promote to re-insert verbatim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import KW_ONLY, dataclass, replace
+from typing import Any
+
+from toolkit.errors import UsageError
+from toolkit.ops import reflect
+from toolkit.ops.base import (
+    FROM_RECORD,
+    FromRecord,
+    LosslessOperation,
+    Plan,
+    given,
+    lossless_operation,
+    name_of,
+)
+from toolkit.ops.columns import (
+    ColumnPlan,
+    NamedForeignKey,
+    default_fk_name,
+    forget_recorded,
+    resolve_column,
+)
+from toolkit.ops.junction_shape import DEFAULT_ORDER, shape_of
+from toolkit.ops.policies import MissingPolicy
+from toolkit.ops.runtime import Runner
+from toolkit.ops.slots import stash_state
+from toolkit.ops.steps import Measure, Run, Step, TableLock
+from toolkit.sql import ddl
+from toolkit.sql.checks import CheckSet, key_text
+from toolkit.sql.ddl import ForeignKeySpec
+from toolkit.sql.idents import table_as_t, type_sql
+from toolkit.sql.junction import JunctionShape
+from toolkit.sql.stash import analyze_stash, ensure_stash, forget
+
+
+@lossless_operation("collapse_junction_to_fk")
+@dataclass(frozen=True)
+class CollapseJunctionToFkOp(LosslessOperation):
+    """Re-add ``table.column`` set to each owner's first link, then drop the junction.
+
+    The first link is the first in ``order_by`` order (junction columns; ``-name`` for
+    descending; the referent breaks remaining ties), never an arbitrary pick. The column's
+    type ``type_``, ``nullable`` and foreign keys default to what the promote recorded
+    (``FROM_RECORD``), else (online) the junction's referent column and its foreign key,
+    else a nullable column with no key. ``referent_table`` (``referent_key`` default
+    ``id``) gives the foreign key explicitly: ``fk_name`` (default
+    ``<table>_<column>_fkey``), ``ON DELETE ondelete``. Owners with several links keep
+    only the first: the others are counted as ``lost``, or with ``keep_extra_links`` kept
+    in the toolkit's stash so that a later ``promote_fk_to_junction`` re-inserts them
+    verbatim. Owners with no link while NOT NULL: ``on_missing="refuse"`` (default)
+    raises before any change; ``"keep_null"`` leaves them NULL and the column nullable;
+    ``"fill"`` sets ``fill_value``. ``unique_name``, ``junction_ondelete`` and ``index``
+    describe the junction for ``reverse()``. ``owner_key`` (the table's primary key) is
+    reflected online; offline ``owner_key`` and ``type_`` are required.
+    """
+
+    junction: str
+    _: KW_ONLY
+    table: str
+    column: str
+    owner_column: str
+    referent_column: str
+    referent_table: str | None = None
+    referent_key: str | None = None
+    order_by: tuple[str, ...] = DEFAULT_ORDER
+    type_: Any = FROM_RECORD
+    nullable: bool | FromRecord = FROM_RECORD
+    fk_name: str | None = None
+    ondelete: str | None = None
+    on_missing: str = "refuse"
+    fill_value: str | None = None
+    keep_extra_links: bool = False
+    unique_name: str | None = None
+    junction_ondelete: str | None = "CASCADE"
+    index: bool = True
+    owner_key: str | None = None
+    schema: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "order_by", tuple(self.order_by))
+        self.policy  # noqa: B018  (a bad policy is a usage error when the op is built)
+
+    @property
+    def policy(self) -> MissingPolicy:
+        return MissingPolicy(self.on_missing, self.fill_value)
+
+    def reverse(self) -> LosslessOperation:
+        """Promote the column back into the junction."""
+        from toolkit.ops.promote_fk_to_junction import PromoteFkToJunctionOp
+
+        return PromoteFkToJunctionOp(
+            self.table,
+            self.column,
+            junction=self.junction,
+            owner_column=self.owner_column,
+            referent_column=self.referent_column,
+            referent_table=self.referent_table,
+            referent_key=self.referent_key,
+            unique_name=self.unique_name,
+            ondelete=self.junction_ondelete,
+            index=self.index,
+            owner_key=self.owner_key,
+            schema=self.schema,
+        )
+
+    def describe(self) -> str:
+        """One line for logs and reports."""
+        order = ", ".join(self.order_by)
+        return (
+            f"Collapse junction {self.junction} into {self.table}.{self.column}"
+            f" (first link by {order})"
+        )
+
+    def footprint(self) -> tuple[frozenset[str], frozenset[str]]:
+        """What it reads and changes (see ``LosslessOperation.footprint``)."""
+        column = name_of(self.schema, self.table, self.column)
+        both = frozenset({column, name_of(self.schema, self.junction)})
+        return both, both
+
+    def resolve(self, runner: Runner) -> CollapsePlan:
+        """Owner key and the column's definition: arguments, record, the junction."""
+        where = f"{self.table}.{self.column}"
+        runner.require_online_args(where, owner_key=self.owner_key, type_=given(self.type_) or None)
+        owner_key = self.owner_key
+        if not runner.offline:
+            if not reflect.table_exists(runner, self.junction, self.schema):
+                raise UsageError(f"collapse_junction_to_fk: table {self.junction} does not exist")
+            if reflect.column(runner, self.table, self.column, self.schema) is not None:
+                raise UsageError(f"collapse_junction_to_fk: column {where} already exists")
+            owner_key = owner_key or reflect.single_key(runner, self.table, self.schema)
+        assert owner_key is not None
+        return CollapsePlan(
+            self.name,
+            runner.offline,
+            self.junction,
+            self.referent_column,
+            shape=shape_of(self, owner_key, self.junction_ondelete),
+            target=self._target(runner),
+            policy=self.policy,
+            order_by=self.order_by,
+            keep_extra_links=self.keep_extra_links,
+            stash=stash_state(runner, self.schema),
+        )
+
+    def _target(self, runner: Runner) -> ColumnPlan:
+        """How the column comes back (see ``toolkit.ops.columns``)."""
+
+        def junction_type() -> str | None:
+            found = reflect.column(runner, self.junction, self.referent_column, self.schema)
+            return found.type_text if found else None
+
+        def junction_fk() -> NamedForeignKey | None:
+            spec = reflect.single_foreign_key(
+                runner, self.junction, self.referent_column, self.schema
+            )
+            if spec is None:
+                return None
+            return self._fk_name(), replace(spec, ondelete=self.ondelete, onupdate=None)
+
+        explicit: NamedForeignKey | None = None
+        if self.referent_table is not None:
+            key = (self.referent_key or "id",)
+            spec = ForeignKeySpec(self.referent_table, key, self.schema, ondelete=self.ondelete)
+            explicit = (self._fk_name(), spec)
+        return resolve_column(
+            runner,
+            self.table,
+            self.column,
+            schema=self.schema,
+            type_text=type_sql(self.type_) if given(self.type_) is not None else None,
+            nullable=given(self.nullable),
+            foreign_key=explicit,
+            fallback_type=junction_type,
+            fallback_fk=junction_fk,
+        )
+
+    def _fk_name(self) -> str:
+        return self.fk_name or default_fk_name(self.table, self.column)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CollapsePlan(Plan):
+    """A resolved ``collapse_junction_to_fk`` (``table.column``: the junction's referent
+    column, where the declared loss shows)."""
+
+    shape: JunctionShape
+    target: ColumnPlan
+    policy: MissingPolicy
+    order_by: tuple[str, ...]
+    keep_extra_links: bool
+    stash: bool | None
+
+    def locks(self) -> list[TableLock]:
+        schema = self.shape.schema
+        return [TableLock(schema, self.target.table), TableLock(schema, self.shape.name)]
+
+    def checks(self) -> list[CheckSet]:
+        shape, target = self.shape, self.target
+        missing = self.policy.refusal(
+            "not-null-without-link",
+            target.table,
+            target.column,
+            shape.owners_without_link(),
+            applies=not target.nullable,
+            junction=shape.name,
+        )
+        source = table_as_t(target.table, shape.schema)
+        owners = CheckSet(source, key_text("t", (shape.owner_key,)), tuple(missing))
+        fill = self.policy.fill_checks(
+            target.table, target.column, target.type_text, target.referents()
+        )
+        return [owners, fill]
+
+    def steps(self) -> list[Step]:
+        shape, target, schema = self.shape, self.target, self.shape.schema
+        steps: list[Step] = []
+        if self.keep_extra_links:
+            steps += [
+                Run(ensure_stash(schema)),
+                Run(forget("link", target.table, target.column, schema=schema)),
+                Run(shape.keep_links(self.order_by)),
+                Run(analyze_stash(schema)),  # the next promote joins the owners with it
+            ]
+        steps += [
+            Run(target.add()),
+            Run(shape.set_first_links(self.order_by), "collapsed"),
+            Measure(shape.count_links(), "links"),
+        ]
+        if self.keep_extra_links:
+            # The stash also holds each owner's first link (see keep_links): not counted.
+            steps.append(Measure(shape.count_kept_extras(), "kept"))
+        steps += target.finish_steps(self.policy, offline=self.offline)
+        steps.append(Run(ddl.drop_table(shape.name, schema=schema)))
+        # The stash exists now if this collapse kept links, whatever it was before.
+        stash = True if self.keep_extra_links and self.stash is False else self.stash
+        return steps + forget_recorded(target.table, target.column, schema=schema, stash=stash)
+
+    def report(self, tallies: Mapping[str, int]) -> tuple[dict[str, int], list[str]]:
+        collapsed = tallies.get("collapsed", 0)
+        counts: dict[str, int] = {"collapsed": collapsed}
+        notes: list[str] = []
+        if self.keep_extra_links:
+            kept = tallies.get("kept", 0)
+            counts.update(stashed=kept, lost=0)
+            if kept:
+                notes.append(f"{kept} extra link(s) kept in the stash")
+        else:
+            extra = tallies.get("links", 0) - collapsed
+            counts["lost"] = extra
+            if extra:
+                table = self.target.table
+                notes.append(f"{extra} link(s) beyond the first per {table} row lost (declared)")
+        finish_counts, finish_notes = self.target.finish_report(self.policy, tallies)
+        counts.update(finish_counts)
+        return counts, notes + finish_notes

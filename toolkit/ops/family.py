@@ -1,0 +1,52 @@
+"""What ``move_fk_to_child`` and ``move_fk_to_parent`` share: the parent and child tables."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from toolkit.ops import reflect
+from toolkit.ops.runtime import Runner
+from toolkit.sql.ddl import ForeignKeySpec
+from toolkit.sql.family import Family
+
+
+class DescribesFamily(Protocol):
+    """The arguments both operations have for the parent, the child and the referent."""
+
+    @property
+    def parent(self) -> str: ...
+    @property
+    def child(self) -> str: ...
+    @property
+    def child_fk(self) -> str: ...
+    @property
+    def referent_table(self) -> str | None: ...
+    @property
+    def referent_key(self) -> str | None: ...
+    @property
+    def ondelete(self) -> str | None: ...
+    @property
+    def schema(self) -> str | None: ...
+
+
+def family_of(op: DescribesFamily, parent_key: str) -> Family:
+    """``op.child.child_fk`` referencing ``op.parent.parent_key``."""
+    return Family(op.parent, parent_key, op.child, op.child_fk, op.schema)
+
+
+def explicit_referent(op: DescribesFamily) -> ForeignKeySpec | None:
+    """The foreign key the arguments describe (``referent_table`` given), else None."""
+    if op.referent_table is None:
+        return None
+    key = (op.referent_key,) if op.referent_key else ()
+    return ForeignKeySpec(op.referent_table, key, op.schema, ondelete=op.ondelete)
+
+
+def parent_key_of(runner: Runner, op: DescribesFamily, given: str | None) -> str:
+    """What ``child.child_fk`` references in ``parent``: given, else reflected."""
+    if given is not None:
+        return given
+    for fk in reflect.foreign_keys(runner, op.child, op.child_fk, op.schema):
+        if fk.local_columns == 1 and fk.spec.referent_table == op.parent:
+            return fk.spec.referent_columns[0]
+    return reflect.single_key(runner, op.parent, op.schema)

@@ -1,0 +1,241 @@
+"""``move_fk_to_child``: an FK column of a parent moves down to its child rows.
+
+Each child gets its parent's value; the value of parents without children is stashed in
+the parent's JSONB. Inverse: ``move_fk_to_parent``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import KW_ONLY, dataclass
+from typing import Any
+
+from psycopg import sql
+
+from toolkit.errors import UsageError
+from toolkit.ops import reflect
+from toolkit.ops.base import (
+    FROM_RECORD,
+    LosslessOperation,
+    Plan,
+    jsonb_key_name,
+    lossless_operation,
+    name_of,
+)
+from toolkit.ops.columns import default_fk_name, foreign_key_names, record_and_drop
+from toolkit.ops.family import explicit_referent, family_of, parent_key_of
+from toolkit.ops.refusals import refusal
+from toolkit.ops.runtime import Runner
+from toolkit.ops.slots import (
+    DEFAULT_JSONB,
+    check_jsonb_column,
+    legacy_key,
+    stash_checks,
+    stash_steps,
+)
+from toolkit.ops.steps import Run, Step, TableLock
+from toolkit.sql import ddl
+from toolkit.sql.checks import CheckSet, key_text
+from toolkit.sql.ddl import ForeignKeySpec
+from toolkit.sql.family import Family
+from toolkit.sql.idents import column_of, ident, type_sql
+from toolkit.sql.jsonb_slot import JsonbSlot
+
+
+@lossless_operation("move_fk_to_child")
+@dataclass(frozen=True)
+class MoveFkToChildOp(LosslessOperation):
+    """Give every ``child`` row its parent's ``column`` value, then drop it from ``parent``.
+
+    ``child.child_column`` (default: same name) is added with the parent column's type,
+    filled through ``child.child_fk -> parent``, made NOT NULL unless ``nullable``, and
+    given a foreign key ``fk_name`` (default ``<child>_<child_column>_fkey``) to the
+    parent column's referent (same actions; ``ondelete`` overrides). The value of parents
+    without children goes into ``parent.jsonb_column`` under ``key`` (default
+    ``legacy_<column>``), exactly as ``stash_column_in_jsonb`` does; then the parent's
+    foreign keys (looked up) and column are dropped. Refuses, before any change, a JSONB
+    that cannot take the key, a key already present, and (NOT NULL) children whose
+    parent has no value. ``type_``, ``parent_key`` and ``referent_table`` are reflected
+    online and required offline. ``order_by`` is the order ``reverse()`` picks each
+    parent's first child by (default ``created_at``, then the child's key).
+    """
+
+    parent: str
+    column: str
+    _: KW_ONLY
+    child: str
+    child_fk: str
+    child_column: str | None = None
+    fk_name: str | None = None
+    nullable: bool = False
+    jsonb_column: str = DEFAULT_JSONB
+    key: str | None = None
+    referent_table: str | None = None
+    referent_key: str | None = None
+    ondelete: str | None = None
+    type_: Any = None
+    parent_key: str | None = None
+    order_by: tuple[str, ...] | None = None
+    schema: str | None = None
+
+    @property
+    def new_column(self) -> str:
+        return self.child_column or self.column
+
+    @property
+    def stash_key(self) -> str:
+        return self.key or legacy_key(self.column)
+
+    def reverse(self) -> LosslessOperation:
+        """Move the column back up (first child by ``order_by``, default created_at + key)."""
+        from toolkit.ops.move_fk_to_parent import MoveFkToParentOp
+
+        return MoveFkToParentOp(
+            self.child,
+            self.new_column,
+            parent=self.parent,
+            child_fk=self.child_fk,
+            order_by=self.order_by,
+            parent_column=self.column,
+            nullable=FROM_RECORD,
+            jsonb_column=self.jsonb_column,
+            key=self.stash_key,
+            referent_table=self.referent_table,
+            referent_key=self.referent_key,
+            ondelete=self.ondelete,
+            type_=self.type_ if self.type_ is not None else FROM_RECORD,
+            parent_key=self.parent_key,
+            schema=self.schema,
+        )
+
+    def describe(self) -> str:
+        """One line for logs and reports."""
+        return (
+            f"Move {self.parent}.{self.column} down to {self.child}.{self.new_column}"
+            f" (via {self.child}.{self.child_fk}; childless parents kept in"
+            f" {self.jsonb_column}[{self.stash_key!r}])"
+        )
+
+    def footprint(self) -> tuple[frozenset[str], frozenset[str]]:
+        """What it reads and changes (see ``LosslessOperation.footprint``)."""
+        schema = self.schema
+        changes = {
+            name_of(schema, self.parent, self.column),
+            name_of(schema, self.child, self.new_column),
+            jsonb_key_name(schema, self.parent, self.jsonb_column, self.stash_key),
+        }
+        reads = changes | {name_of(schema, self.child, self.child_fk)}
+        return frozenset(reads), frozenset(changes)
+
+    def resolve(self, runner: Runner) -> ToChildPlan:
+        """Type, parent key and referent: given, else reflected (online)."""
+        runner.require_online_args(
+            f"{self.parent}.{self.column}",
+            type_=self.type_,
+            parent_key=self.parent_key,
+            referent_table=self.referent_table,
+        )
+        type_text = type_sql(self.type_) if self.type_ is not None else None
+        referent, parent_key = explicit_referent(self), self.parent_key
+        if not runner.offline:
+            parent_key, type_text, referent = self._reflect(runner, type_text, referent)
+        assert parent_key is not None and type_text is not None
+        fk_name = self.fk_name or default_fk_name(self.child, self.new_column)
+        ident(fk_name)  # a name PostgreSQL would truncate fails before any change
+        return ToChildPlan(
+            self.name,
+            runner.offline,
+            self.parent,
+            self.column,
+            family=family_of(self, parent_key),
+            slot=JsonbSlot(
+                self.parent,
+                self.column,
+                self.jsonb_column,
+                self.stash_key,
+                (parent_key,),
+                self.schema,
+            ),
+            child_column=self.new_column,
+            type_text=type_text,
+            nullable=self.nullable,
+            referent=referent,
+            fk_name=fk_name,
+            fk_names=foreign_key_names(runner, self.parent, self.column, self.schema),
+        )
+
+    def _reflect(
+        self, runner: Runner, type_text: str | None, referent: ForeignKeySpec | None
+    ) -> tuple[str, str, ForeignKeySpec | None]:
+        """Online: the parent key, the column's type and its foreign key."""
+        parent_key = parent_key_of(runner, self, self.parent_key)
+        found = reflect.existing_column(runner, self.parent, self.column, self.schema)
+        check_jsonb_column(runner, self.parent, self.jsonb_column, self.schema)
+        if reflect.column(runner, self.child, self.new_column, self.schema) is not None:
+            raise UsageError(f"move_fk_to_child: column {self.child}.{self.new_column} exists")
+        if referent is None:
+            spec = reflect.single_foreign_key(runner, self.parent, self.column, self.schema)
+            referent = spec.overriding(ondelete=self.ondelete) if spec is not None else None
+        return parent_key, type_text or found.type_text, referent
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToChildPlan(Plan):
+    """A resolved ``move_fk_to_child``."""
+
+    family: Family
+    slot: JsonbSlot
+    child_column: str
+    type_text: str
+    nullable: bool
+    referent: ForeignKeySpec | None
+    fk_name: str
+    fk_names: tuple[str, ...]
+
+    def locks(self) -> list[TableLock]:
+        family = self.family
+        return [TableLock(family.schema, family.parent), TableLock(family.schema, family.child)]
+
+    def checks(self) -> list[CheckSet]:
+        family = self.family
+        found = stash_checks(self.slot, row_filter=family.childless("t"))
+        if not self.nullable:
+            condition = sql.SQL("{} IS NULL AND {}").format(
+                column_of("t", self.column), family.has_children("t")
+            )
+            found.append(
+                refusal(
+                    "children-of-parent-without-value",
+                    self.table,
+                    self.column,
+                    condition,
+                    child=family.child,
+                    child_column=self.child_column,
+                )
+            )
+        return [CheckSet(self.slot.source, key_text("t", (family.parent_key,)), tuple(found))]
+
+    def steps(self) -> list[Step]:
+        family, schema, child = self.family, self.family.schema, self.family.child
+        steps: list[Step] = [
+            Run(ddl.add_column(child, self.child_column, self.type_text, schema=schema)),
+            Run(family.copy_down(self.column, self.child_column), "moved"),
+            *stash_steps(self.slot, family.childless("t")),
+        ]
+        if not self.nullable:
+            steps.append(Run(ddl.set_not_null(child, self.child_column, schema=schema)))
+        if self.referent is not None:
+            fk = ddl.add_foreign_key(
+                child, [self.child_column], self.fk_name, self.referent, schema=schema
+            )
+            steps.append(Run(fk))
+        return steps + record_and_drop(self.table, self.column, self.fk_names, schema=schema)
+
+    def report(self, tallies: Mapping[str, int]) -> tuple[dict[str, int], list[str]]:
+        notes = [f"dropped foreign key {name}" for name in self.fk_names]
+        if tallies.get("was_null"):
+            notes.append(
+                f"{tallies['was_null']} parent(s) had a NULL {self.slot.jsonb_column}"
+                " (kept in the stash)"
+            )
+        return {"moved": tallies.get("moved", 0), "stashed": tallies.get("stashed", 0)}, notes

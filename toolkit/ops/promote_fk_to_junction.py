@@ -1,0 +1,223 @@
+"""``promote_fk_to_junction``: an FK column becomes a junction table.
+
+One link per non-NULL value, loaded into the bare table, then constrained; the column is
+recorded and dropped. Inverse: ``collapse_junction_to_fk``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import KW_ONLY, dataclass, replace
+
+from toolkit.errors import UsageError
+from toolkit.ops import reflect
+from toolkit.ops.base import FROM_RECORD, LosslessOperation, Plan, lossless_operation, name_of
+from toolkit.ops.columns import foreign_key_names, record_and_drop
+from toolkit.ops.junction_shape import shape_of
+from toolkit.ops.refusals import refusal
+from toolkit.ops.runtime import Runner
+from toolkit.ops.steps import Run, Step, TableLock, runs
+from toolkit.sql.checks import CheckSet, key_text, missing_referent
+from toolkit.sql.ddl import ForeignKeySpec
+from toolkit.sql.idents import Sql, column_of, table_as_t
+from toolkit.sql.junction import JunctionShape
+from toolkit.sql.stash import ensure_stash, forget
+
+
+@lossless_operation("promote_fk_to_junction")
+@dataclass(frozen=True)
+class PromoteFkToJunctionOp(LosslessOperation):
+    """Move every non-NULL ``table.column`` value into a new junction table.
+
+    The junction is ``junction(id uuid PK default gen_random_uuid(), owner_column NOT
+    NULL -> table(owner_key), referent_column NOT NULL -> referent_table(referent_key),
+    created_at timestamp NOT NULL default now())`` with ``UNIQUE(owner_column,
+    referent_column)`` named ``unique_name`` (default ``uq_<junction>_<owner>_<referent>``),
+    both foreign keys ``ON DELETE ondelete`` and, with ``index``, an index
+    ``ix_<junction>_<column>`` on each. Rows are loaded into the bare table first, then
+    constrained. The column's foreign keys (looked up by name) and the column are
+    dropped; its definition is recorded so ``collapse_junction_to_fk`` can restore it.
+    Links a previous collapse kept (``keep_extra_links``) come back verbatim.
+    Online, ``owner_key`` (the table's primary key) and ``referent_table``/``referent_key``
+    (the column's foreign key) are reflected; offline they must be given.
+    """
+
+    table: str
+    column: str
+    _: KW_ONLY
+    junction: str
+    owner_column: str
+    referent_column: str
+    referent_table: str | None = None
+    referent_key: str | None = None
+    unique_name: str | None = None
+    ondelete: str | None = "CASCADE"
+    index: bool = True
+    owner_key: str | None = None
+    schema: str | None = None
+
+    def reverse(self) -> LosslessOperation:
+        """Collapse the junction back into the column (its definition comes from the record)."""
+        from toolkit.ops.collapse_junction_to_fk import CollapseJunctionToFkOp
+
+        return CollapseJunctionToFkOp(
+            self.junction,
+            table=self.table,
+            column=self.column,
+            owner_column=self.owner_column,
+            referent_column=self.referent_column,
+            referent_table=self.referent_table,
+            referent_key=self.referent_key,
+            type_=FROM_RECORD,
+            nullable=FROM_RECORD,
+            unique_name=self.unique_name,
+            junction_ondelete=self.ondelete,
+            index=self.index,
+            owner_key=self.owner_key,
+            schema=self.schema,
+        )
+
+    def describe(self) -> str:
+        """One line for logs and reports."""
+        return (
+            f"Promote {self.table}.{self.column} to junction {self.junction}"
+            f"({self.owner_column}, {self.referent_column})"
+        )
+
+    def footprint(self) -> tuple[frozenset[str], frozenset[str]]:
+        """What it reads and changes (see ``LosslessOperation.footprint``)."""
+        column = name_of(self.schema, self.table, self.column)
+        both = frozenset({column, name_of(self.schema, self.junction)})
+        return both, both
+
+    def resolve(self, runner: Runner) -> PromotePlan:
+        """Owner key and referent: given, else reflected (online); the kept links."""
+        runner.require_online_args(
+            f"{self.table}.{self.column}",
+            owner_key=self.owner_key,
+            referent_table=self.referent_table,
+            referent_key=self.referent_key,
+        )
+        referent: ForeignKeySpec | None = None
+        if self.referent_table is not None:
+            key = (self.referent_key,) if self.referent_key else ()
+            referent = ForeignKeySpec(self.referent_table, key, self.schema)
+        owner_key, guaranteed, kept = self.owner_key, False, 0
+        if not runner.offline:
+            owner_key, referent, guaranteed, kept = self._reflect(runner, referent)
+        assert owner_key is not None and referent is not None
+        return PromotePlan(
+            self.name,
+            runner.offline,
+            self.table,
+            self.column,
+            shape=shape_of(self, owner_key, self.ondelete),
+            referent=replace(referent, ondelete=self.ondelete, onupdate=None),
+            guaranteed=guaranteed,
+            kept=kept,
+            fk_names=foreign_key_names(runner, self.table, self.column, self.schema),
+        )
+
+    def _reflect(
+        self, runner: Runner, referent: ForeignKeySpec | None
+    ) -> tuple[str, ForeignKeySpec, bool, int]:
+        """Online: owner key, referent, whether a validated FK guarantees the values, and
+        how many links a collapse kept."""
+        table, column, schema = self.table, self.column, self.schema
+        owner_key = self.owner_key or reflect.single_key(runner, table, schema)
+        reflect.existing_column(runner, table, column, schema)
+        if reflect.table_exists(runner, self.junction, schema):
+            raise UsageError(f"promote_fk_to_junction: table {self.junction} already exists")
+        current = reflect.foreign_keys(runner, table, column, schema)
+        referent = referent or reflect.single_foreign_key(runner, table, column, schema)
+        if referent is None:
+            raise UsageError(
+                f"promote_fk_to_junction: {table}.{column} has no single foreign key to"
+                " follow; pass referent_table= and referent_key="
+            )
+        referent = reflect.with_referent_key(runner, referent)
+        guaranteed = any(
+            fk.validated
+            and fk.spec.referent_table == referent.referent_table
+            and fk.spec.referent_columns == referent.referent_columns
+            for fk in current
+        )
+        kept = reflect.stash_count(runner, "link", table, column, schema)
+        return owner_key, referent, guaranteed, kept
+
+
+@dataclass(frozen=True, kw_only=True)
+class PromotePlan(Plan):
+    """A resolved ``promote_fk_to_junction``.
+
+    ``guaranteed``: a validated foreign key already proves every value has its referent;
+    ``kept``: links a collapse kept (offline: unknown, so they are always looked for).
+    """
+
+    shape: JunctionShape
+    referent: ForeignKeySpec
+    guaranteed: bool
+    kept: int
+    fk_names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        self.constraints()  # built first: a name PostgreSQL would truncate fails now
+
+    @property
+    def use_kept(self) -> bool:
+        return self.offline or self.kept > 0
+
+    def constraints(self) -> list[Sql]:
+        shape = self.shape
+        owner = ForeignKeySpec(
+            self.table, (shape.owner_key,), shape.schema, ondelete=self.referent.ondelete
+        )
+        return shape.constrain(owner, self.referent)
+
+    def locks(self) -> list[TableLock]:
+        return [TableLock(self.shape.schema, self.table)]
+
+    def checks(self) -> list[CheckSet]:
+        if self.guaranteed:
+            return []
+        ref = self.referent
+        orphans = refusal(
+            "value-without-referent",
+            self.table,
+            self.column,
+            missing_referent(
+                column_of("t", self.column),
+                ref.referent_table,
+                ref.referent_columns[0],
+                ref.referent_schema,
+            ),
+            referent=ref.referent_table,
+        )
+        source = table_as_t(self.table, self.shape.schema)
+        return [CheckSet(source, key_text("t", (self.shape.owner_key,)), (orphans,))]
+
+    def steps(self) -> list[Step]:
+        shape, schema = self.shape, self.shape.schema
+        steps: list[Step] = runs([shape.create_bare(), shape.shape_columns()])
+        if self.use_kept:
+            kept = shape.load_kept_links(self.referent, self.referent.referent_columns[0])
+            steps += [Run(ensure_stash(schema)), Run(kept, "restored")]
+        steps.append(Run(shape.load_from_column(skip_kept=self.use_kept), "moved"))
+        if self.use_kept:
+            steps.append(Run(forget("link", self.table, self.column, schema=schema)))
+        steps += runs(self.constraints())
+        return steps + record_and_drop(self.table, self.column, self.fk_names, schema=schema)
+
+    def report(self, tallies: Mapping[str, int]) -> tuple[dict[str, int], list[str]]:
+        notes = [f"dropped foreign key {name}" for name in self.fk_names]
+        counts = {"moved": tallies.get("moved", 0)}
+        if self.kept:
+            restored = tallies.get("restored", 0)
+            counts["restored"] = restored
+            if self.kept > restored:
+                counts["dropped"] = self.kept - restored
+                notes.append(
+                    f"{self.kept - restored} kept link(s) discarded: their owner's"
+                    f" {self.column} changed or their referent is gone"
+                )
+        return counts, notes

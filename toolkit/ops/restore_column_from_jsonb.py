@@ -1,0 +1,204 @@
+"""``restore_column_from_jsonb``: a column back out of a key of the row's own JSONB.
+
+Inverse of ``stash_column_in_jsonb``: the column is re-created (from the arguments, else
+the stash's record), filled from the key, constrained; the key and the stash's marks go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import KW_ONLY, dataclass
+from typing import Any
+
+from psycopg import sql
+
+from toolkit.errors import UsageError
+from toolkit.ops import reflect
+from toolkit.ops.base import (
+    FROM_RECORD,
+    FromRecord,
+    LosslessOperation,
+    Plan,
+    given,
+    jsonb_key_name,
+    lossless_operation,
+    name_of,
+)
+from toolkit.ops.columns import (
+    ColumnPlan,
+    NamedForeignKey,
+    default_fk_name,
+    forget_recorded,
+    resolve_column,
+)
+from toolkit.ops.policies import MissingPolicy
+from toolkit.ops.runtime import Runner
+from toolkit.ops.slots import (
+    DEFAULT_JSONB,
+    check_jsonb_column,
+    key_columns,
+    legacy_key,
+    orphan_checks,
+    restore_steps,
+    stash_state,
+)
+from toolkit.ops.steps import CheckedByForeignKeys, Run, Step, TableLock
+from toolkit.sql.checks import CheckSet, key_text
+from toolkit.sql.ddl import ForeignKeySpec
+from toolkit.sql.idents import type_sql
+from toolkit.sql.jsonb_slot import JsonbSlot
+
+
+@lossless_operation("restore_column_from_jsonb")
+@dataclass(frozen=True)
+class RestoreColumnFromJsonbOp(LosslessOperation):
+    """Re-add ``table.column`` (type ``type_``) from ``jsonb_column -> key`` and remove
+    the key; JSONB that was SQL NULL before the stash becomes NULL again.
+
+    ``type_`` (a type string or SQLAlchemy type) and ``nullable`` default to what the
+    stash recorded (``FROM_RECORD``; offline ``type_`` is required, and a column with no
+    record comes back nullable). ``foreign_key=("referent_table", "key")`` adds a foreign
+    key named ``fk_name`` (default ``<table>_<column>_fkey``) ``ON DELETE ondelete``;
+    without it, online, the foreign keys the stash recorded are re-created under their
+    names (offline: replayed from the record when the script runs). ``nullable=False``
+    sets NOT NULL; rows with no value then follow ``on_missing`` (``"refuse"`` before any
+    change, ``"keep_null"``, or ``"fill"`` with ``fill_value``). Stashed values whose
+    referent is gone are refused before any change.
+    """
+
+    table: str
+    column: str
+    _: KW_ONLY
+    jsonb_column: str = DEFAULT_JSONB
+    key: str | None = None
+    type_: Any = FROM_RECORD
+    nullable: bool | FromRecord = FROM_RECORD
+    foreign_key: tuple[str, str] | None = None
+    fk_name: str | None = None
+    ondelete: str | None = None
+    on_missing: str = "refuse"
+    fill_value: str | None = None
+    primary_key: str | tuple[str, ...] | None = None
+    schema: str | None = None
+
+    def __post_init__(self) -> None:
+        self.policy  # noqa: B018  (a bad policy is a usage error when the op is built)
+
+    @property
+    def policy(self) -> MissingPolicy:
+        return MissingPolicy(self.on_missing, self.fill_value)
+
+    @property
+    def stash_key(self) -> str:
+        return self.key or legacy_key(self.column)
+
+    def reverse(self) -> LosslessOperation:
+        """Stash the column again."""
+        from toolkit.ops.stash_column_in_jsonb import StashColumnInJsonbOp
+
+        return StashColumnInJsonbOp(
+            self.table,
+            self.column,
+            jsonb_column=self.jsonb_column,
+            key=self.stash_key,
+            primary_key=self.primary_key,
+            schema=self.schema,
+        )
+
+    def describe(self) -> str:
+        """One line for logs and reports."""
+        return f"Restore {self.table}.{self.column} from {self.jsonb_column}[{self.stash_key!r}]"
+
+    def footprint(self) -> tuple[frozenset[str], frozenset[str]]:
+        """What it reads and changes (see ``LosslessOperation.footprint``)."""
+        key = jsonb_key_name(self.schema, self.table, self.jsonb_column, self.stash_key)
+        both = frozenset({name_of(self.schema, self.table, self.column), key})
+        return both, both
+
+    def resolve(self, runner: Runner) -> RestorePlan:
+        """The key, the column's definition (arguments, else the record) and the stash."""
+        where = f"{self.table}.{self.column}"
+        runner.require_online_args(where, primary_key=self.primary_key)
+        keys = key_columns(runner, self.table, self.primary_key, self.schema)
+        if not runner.offline and reflect.column(runner, self.table, self.column, self.schema):
+            raise UsageError(f"restore_column_from_jsonb: column {where} already exists")
+        check_jsonb_column(runner, self.table, self.jsonb_column, self.schema)
+        column = resolve_column(
+            runner,
+            self.table,
+            self.column,
+            schema=self.schema,
+            type_text=type_sql(self.type_) if given(self.type_) is not None else None,
+            nullable=given(self.nullable),
+            foreign_key=self._explicit_fk(),
+        )
+        slot = JsonbSlot(
+            self.table, self.column, self.jsonb_column, self.stash_key, keys, self.schema
+        )
+        return RestorePlan(
+            self.name,
+            runner.offline,
+            self.table,
+            self.column,
+            slot=slot,
+            target=column,
+            policy=self.policy,
+            stash=stash_state(runner, self.schema),
+        )
+
+    def _explicit_fk(self) -> NamedForeignKey | None:
+        if self.foreign_key is None:
+            return None
+        ref_table, ref_key = self.foreign_key
+        name = self.fk_name or default_fk_name(self.table, self.column)
+        return name, ForeignKeySpec(ref_table, (ref_key,), self.schema, ondelete=self.ondelete)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RestorePlan(Plan):
+    """A resolved ``restore_column_from_jsonb``."""
+
+    slot: JsonbSlot
+    target: ColumnPlan
+    policy: MissingPolicy
+    stash: bool | None
+
+    def locks(self) -> list[TableLock]:
+        return [TableLock(self.slot.schema, self.table)]
+
+    def checks(self) -> list[CheckSet]:
+        slot, target = self.slot, self.target
+        missing = self.policy.refusal(
+            "not-null-without-stashed-value",
+            self.table,
+            self.column,
+            sql.SQL("NOT {}").format(slot.holds_key),
+            applies=not target.nullable,
+            key=slot.key,
+            jsonb_column=slot.jsonb_column,
+        )
+        fill = self.policy.fill_checks(
+            self.table, self.column, target.type_text, target.referents()
+        )
+        return [CheckSet(slot.source, key_text("t", slot.key_columns), tuple(missing)), fill]
+
+    def orphans(self) -> CheckSet:
+        """Stashed values without their referent: the new foreign keys check them."""
+        slot, target = self.slot, self.target
+        found = orphan_checks(slot, target.type_text, target.referents())
+        return CheckSet(slot.source, key_text("t", slot.key_columns), found)
+
+    def steps(self) -> list[Step]:
+        target = self.target
+        restore = restore_steps(self.slot, target.type_text, stash=self.stash)
+        finish = target.finish_steps(self.policy, offline=self.offline)
+        forget = forget_recorded(self.table, self.column, schema=self.slot.schema, stash=self.stash)
+        return [
+            CheckedByForeignKeys(self.orphans(), (Run(target.add()), *restore, *finish)),
+            *forget,
+        ]
+
+    def report(self, tallies: Mapping[str, int]) -> tuple[dict[str, int], list[str]]:
+        counts, notes = self.target.finish_report(self.policy, tallies)
+        counts["restored"] = tallies.get("restored", 0)
+        return counts, notes

@@ -1,0 +1,99 @@
+"""The statements an operation's apply is made of, and the table locks it takes first.
+
+A plan's ``steps()`` is a flat, ordered list of these; ``Runner.execute`` runs it (online)
+or prints it (offline) in one place:
+
+- ``Run``: a statement; ``tally`` names the count its changed rows add to;
+- ``Measure``: a one-number query, online only (offline nothing can be counted);
+- ``OnlyIfZero``: a statement run only when a measure was 0 (online decisions);
+- ``CheckedByForeignKeys``: statements whose new foreign keys do ``checks`` while they
+  validate (see ``Runner.checked_by_foreign_keys``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from toolkit.errors import UsageError
+from toolkit.sql.checks import CheckSet
+from toolkit.sql.idents import Sql
+
+#: PostgreSQL's table lock modes, weakest first (``LOCK TABLE ... IN <mode> MODE``).
+LOCK_MODES = (
+    "ACCESS SHARE",
+    "ROW SHARE",
+    "ROW EXCLUSIVE",
+    "SHARE UPDATE EXCLUSIVE",
+    "SHARE",
+    "SHARE ROW EXCLUSIVE",
+    "EXCLUSIVE",
+    "ACCESS EXCLUSIVE",
+)
+#: What the operations take before their checks: concurrent writes wait, reads go on.
+CHECK_LOCK = "SHARE ROW EXCLUSIVE"
+
+
+@dataclass(frozen=True, order=True)
+class TableLock:
+    """A table an operation locks, and the mode (one of ``LOCK_MODES``)."""
+
+    schema: str | None
+    table: str
+    mode: str = CHECK_LOCK
+
+    def __post_init__(self) -> None:
+        if self.mode not in LOCK_MODES:
+            raise UsageError(f"unknown lock mode {self.mode!r}: one of {', '.join(LOCK_MODES)}")
+
+
+def merged_locks(locks: Iterable[TableLock]) -> list[TableLock]:
+    """One lock per table, in the strongest mode asked for, in one global order
+    (schema, then table name): the order every batch takes its locks in."""
+    strongest: dict[tuple[str, str], TableLock] = {}
+    for lock in locks:
+        key = (lock.schema or "", lock.table)
+        held = strongest.get(key)
+        if held is None or LOCK_MODES.index(lock.mode) > LOCK_MODES.index(held.mode):
+            strongest[key] = lock
+    return [strongest[key] for key in sorted(strongest)]
+
+
+@dataclass(frozen=True)
+class Run:
+    """Execute ``sql``; its changed rows add to ``tally`` when one is named."""
+
+    sql: Sql
+    tally: str | None = None
+
+
+@dataclass(frozen=True)
+class Measure:
+    """Online only: the number ``sql`` returns, kept as ``name``."""
+
+    sql: Sql
+    name: str
+
+
+@dataclass(frozen=True)
+class OnlyIfZero:
+    """Online: run ``step`` only if measure ``measure`` was 0."""
+
+    measure: str
+    step: Run
+
+
+@dataclass(frozen=True)
+class CheckedByForeignKeys:
+    """``steps`` whose foreign keys validate what ``checks`` would (values read once)."""
+
+    checks: CheckSet
+    steps: tuple[Step, ...]
+
+
+Step = Run | Measure | OnlyIfZero | CheckedByForeignKeys
+
+
+def runs(statements: Sequence[Sql]) -> list[Step]:
+    """Plain ``Run`` steps, in order."""
+    return [Run(s) for s in statements]
