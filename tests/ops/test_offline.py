@@ -1,5 +1,5 @@
-"""Offline (``alembic upgrade --sql``) rendering: the SQL text, the guards, and that the
-printed script does exactly what the online run does."""
+"""Offline (``alembic upgrade --sql``) rendering: the guards, quoting, and that the printed
+script does exactly what the online run does (the text itself: ``test_golden.py``)."""
 
 from __future__ import annotations
 
@@ -80,75 +80,9 @@ def to_parent(op: Any) -> None:
     )
 
 
-def statements(script: str) -> list[str]:
-    """The script's statements, first line of each (after any comment line), in order."""
-    return [
-        next(line for line in s.strip().splitlines() if not line.startswith("--"))
-        for s in script.split(";\n\n")
-        if s.strip()
-    ]
-
-
 def run_script(conn: Connection, fn: Callable[[Operations], Any]) -> None:
     """Execute what ``fn`` prints offline, in one transaction, as a DBA would."""
     execute(conn, "BEGIN;\n" + offline_sql(fn) + "COMMIT;")
-
-
-def test_promote_prints_load_then_constrain() -> None:
-    steps = statements(offline_sql(promote))
-    assert steps == [
-        "LOCK TABLE targets IN SHARE ROW EXCLUSIVE MODE",
-        "DO $lossless$",  # guard: every goal_id has its client_goals row
-        "CREATE TABLE target_goal_links AS SELECT gen_random_uuid() AS id, t.id AS target_id,"
-        " t.goal_id AS goal_id, now()::timestamp AS created_at FROM targets AS t WITH NO DATA",
-        "ALTER TABLE target_goal_links ALTER COLUMN id SET DEFAULT gen_random_uuid(),"
-        " ALTER COLUMN id SET NOT NULL, ALTER COLUMN target_id SET NOT NULL,"
-        " ALTER COLUMN goal_id SET NOT NULL, ALTER COLUMN created_at SET NOT NULL,"
-        " ALTER COLUMN created_at SET DEFAULT now()",
-        "CREATE TABLE IF NOT EXISTS lossless_stash (kind text NOT NULL, table_name text NOT NULL,"
-        " column_name text NOT NULL, row_key jsonb NOT NULL, payload jsonb)",
-        steps[5],
-        steps[6],
-        steps[7],
-        "ALTER TABLE target_goal_links ADD CONSTRAINT target_goal_links_pkey PRIMARY KEY (id)",
-        "ALTER TABLE target_goal_links ADD CONSTRAINT uq_target_goal UNIQUE (target_id, goal_id)",
-        "CREATE INDEX ix_target_goal_links_target_id ON target_goal_links (target_id)",
-        "CREATE INDEX ix_target_goal_links_goal_id ON target_goal_links (goal_id)",
-        "ALTER TABLE target_goal_links ADD CONSTRAINT target_goal_links_target_id_fkey"
-        " FOREIGN KEY (target_id) REFERENCES targets(id) ON DELETE CASCADE",
-        "ALTER TABLE target_goal_links ADD CONSTRAINT target_goal_links_goal_id_fkey"
-        " FOREIGN KEY (goal_id) REFERENCES client_goals(id) ON DELETE CASCADE",
-        steps[14],
-        "DELETE FROM lossless_stash AS s WHERE s.kind = 'column' AND s.table_name = 'targets'"
-        " AND s.column_name = 'goal_id'",
-        steps[16],
-        "ALTER TABLE targets DROP COLUMN goal_id",
-    ]
-    assert steps[5].startswith("INSERT INTO target_goal_links SELECT r.* FROM lossless_stash")
-    assert steps[6] == (
-        "INSERT INTO target_goal_links (target_id, goal_id) SELECT t.id, t.goal_id FROM targets"
-        " AS t WHERE t.goal_id IS NOT NULL AND NOT EXISTS (SELECT FROM lossless_stash AS s WHERE"
-        " s.kind = 'link' AND s.table_name = 'targets' AND s.column_name = 'goal_id' AND"
-        " s.row_key = jsonb_build_array(t.id) AND s.payload -> 'first' = to_jsonb(t.goal_id))"
-    )
-    assert steps[16].startswith("INSERT INTO lossless_stash (kind, table_name, column_name")
-
-
-def test_collapse_prints_first_link_update_and_guard() -> None:
-    script = offline_sql(collapse)
-    assert (
-        "UPDATE targets AS t SET goal_id = f.v FROM (SELECT DISTINCT ON (x.target_id)"
-        " x.target_id AS g, x.goal_id AS v FROM target_goal_links AS x"
-        " ORDER BY x.target_id, x.created_at, x.id, x.goal_id) AS f WHERE t.id = f.g"
-    ) in script
-    assert "RAISE EXCEPTION USING ERRCODE = 'check_violation'" in script
-    assert "'refused: targets.goal_id: '" in script
-    assert "ALTER TABLE targets ALTER COLUMN goal_id SET NOT NULL" in script
-    assert (
-        "ALTER TABLE targets ADD CONSTRAINT targets_goal_id_fkey"
-        " FOREIGN KEY (goal_id) REFERENCES client_goals(id)"
-    ) in script
-    assert script.index("ADD COLUMN goal_id uuid") < script.index("DROP TABLE target_goal_links")
 
 
 @pytest.mark.parametrize("paramstyle", ["pyformat", "named"])

@@ -1,0 +1,56 @@
+LOCK TABLE targets, target_goal_links IN SHARE ROW EXCLUSIVE MODE;
+
+CREATE TABLE IF NOT EXISTS lossless_stash (kind text NOT NULL, table_name text NOT NULL, column_name text NOT NULL, row_key jsonb NOT NULL, payload jsonb);
+
+DELETE FROM lossless_stash AS s WHERE s.kind = 'link' AND s.table_name = 'targets' AND s.column_name = 'goal_id';
+
+INSERT INTO lossless_stash (kind, table_name, column_name, row_key, payload) SELECT 'link', 'targets', 'goal_id', jsonb_build_array(k.target_id), jsonb_build_object('row', to_jsonb(k) - 'lossless_n' - 'lossless_first', 'first', to_jsonb(k.lossless_first)) FROM (SELECT j.*, count(*) OVER (PARTITION BY j.target_id) AS lossless_n, first_value(j.goal_id) OVER (PARTITION BY j.target_id ORDER BY j.created_at, j.id, j.goal_id) AS lossless_first FROM target_goal_links AS j) AS k WHERE k.lossless_n > 1;
+
+ANALYZE lossless_stash;
+
+ALTER TABLE targets ADD COLUMN goal_id uuid;
+
+UPDATE targets AS t SET goal_id = f.v FROM (SELECT DISTINCT ON (x.target_id) x.target_id AS g, x.goal_id AS v FROM target_goal_links AS x ORDER BY x.target_id, x.created_at, x.id, x.goal_id) AS f WHERE t.id = f.g;
+
+DO $lossless$
+BEGIN
+  IF NOT EXISTS (SELECT FROM targets WHERE goal_id IS NULL) THEN
+    ALTER TABLE targets ALTER COLUMN goal_id SET NOT NULL;
+  ELSE
+    RAISE NOTICE USING MESSAGE = 'lossless: targets.goal_id left nullable: rows have no value';
+  END IF;
+END
+$lossless$;
+
+DO $lossless$
+DECLARE
+  fk jsonb;
+BEGIN
+  IF to_regclass('lossless_stash') IS NOT NULL THEN
+    FOR fk IN SELECT jsonb_array_elements(s.payload -> 'foreign_keys') FROM lossless_stash AS s WHERE s.kind = 'column' AND s.table_name = 'targets' AND s.column_name = 'goal_id' LOOP
+      EXECUTE 'ALTER TABLE ' || 'targets' || ' ADD CONSTRAINT ' || quote_ident(fk ->> 'name') || ' ' || (fk ->> 'definition');
+    END LOOP;
+  END IF;
+END
+$lossless$;
+
+DROP TABLE target_goal_links;
+
+DO $lossless$
+BEGIN
+  IF to_regclass('lossless_stash') IS NOT NULL THEN
+    DELETE FROM lossless_stash AS s WHERE s.kind = 'column' AND s.table_name = 'targets' AND s.column_name = 'goal_id';
+  END IF;
+END
+$lossless$;
+
+DO $lossless$
+BEGIN
+  IF to_regclass('lossless_stash') IS NOT NULL THEN
+    IF NOT EXISTS (SELECT FROM lossless_stash) THEN
+      DROP TABLE lossless_stash;
+    END IF;
+  END IF;
+END
+$lossless$;
+

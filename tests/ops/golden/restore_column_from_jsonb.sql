@@ -1,0 +1,67 @@
+LOCK TABLE commitments IN SHARE ROW EXCLUSIVE MODE;
+
+DO $lossless$
+DECLARE
+  n bigint;
+  samples text;
+BEGIN
+  SELECT count(*) INTO n FROM commitments AS t WHERE (jsonb_typeof(t.metadata) = 'object' AND t.metadata ? 'legacy_goal_id') IS TRUE AND (t.metadata ->> 'legacy_goal_id')::uuid IS NOT NULL AND NOT EXISTS (SELECT FROM client_goals AS x WHERE x.id = (t.metadata ->> 'legacy_goal_id')::uuid);
+  IF n > 0 THEN
+    SELECT string_agg(s.k, ', ') INTO samples FROM (SELECT t.id::text AS k FROM commitments AS t WHERE (jsonb_typeof(t.metadata) = 'object' AND t.metadata ? 'legacy_goal_id') IS TRUE AND (t.metadata ->> 'legacy_goal_id')::uuid IS NOT NULL AND NOT EXISTS (SELECT FROM client_goals AS x WHERE x.id = (t.metadata ->> 'legacy_goal_id')::uuid) ORDER BY 1 LIMIT 5) AS s;
+    RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'refused: commitments.metadata: ' || n || ' row(s) hold under ''legacy_goal_id'' a goal_id that client_goals.id no longer has' || ' (e.g. ' || samples || ')' || '; restore the referenced rows or remove those keys first';
+  END IF;
+END
+$lossless$;
+
+ALTER TABLE commitments ADD COLUMN goal_id uuid;
+
+SELECT set_config('lossless.enable_nestloop', current_setting('enable_nestloop'), true), set_config('enable_nestloop', 'off', true);
+
+DO $lossless$
+BEGIN
+  IF to_regclass('lossless_stash') IS NOT NULL THEN
+    UPDATE commitments AS t SET goal_id = CASE WHEN jsonb_typeof((t.metadata -> 'legacy_goal_id')) IN ('object', 'array') THEN (jsonb_populate_record(NULL::commitments, jsonb_build_object('goal_id', (t.metadata -> 'legacy_goal_id')))).goal_id ELSE (t.metadata ->> 'legacy_goal_id')::uuid END, metadata = NULL FROM lossless_stash AS s WHERE s.kind = 'jsonb_was_null' AND s.table_name = 'commitments' AND s.column_name = 'metadata' AND s.row_key = jsonb_build_array(t.id) AND (jsonb_typeof(t.metadata) = 'object' AND t.metadata ? 'legacy_goal_id') IS TRUE AND t.metadata = jsonb_build_object('legacy_goal_id', t.metadata -> 'legacy_goal_id');
+  END IF;
+END
+$lossless$;
+
+SELECT set_config('enable_nestloop', current_setting('lossless.enable_nestloop'), true);
+
+UPDATE commitments AS t SET goal_id = CASE WHEN jsonb_typeof((t.metadata -> 'legacy_goal_id')) IN ('object', 'array') THEN (jsonb_populate_record(NULL::commitments, jsonb_build_object('goal_id', (t.metadata -> 'legacy_goal_id')))).goal_id ELSE (t.metadata ->> 'legacy_goal_id')::uuid END, metadata = t.metadata - 'legacy_goal_id' WHERE (jsonb_typeof(t.metadata) = 'object' AND t.metadata ? 'legacy_goal_id') IS TRUE;
+
+DO $lossless$
+BEGIN
+  IF to_regclass('lossless_stash') IS NOT NULL THEN
+    DELETE FROM lossless_stash AS r WHERE r.kind = 'jsonb_key' AND r.table_name = 'commitments' AND r.column_name = 'metadata' AND r.payload ->> 'key' = 'legacy_goal_id';
+  END IF;
+END
+$lossless$;
+
+DO $lossless$
+BEGIN
+  IF to_regclass('lossless_stash') IS NOT NULL THEN
+    DELETE FROM lossless_stash AS m WHERE m.kind = 'jsonb_was_null' AND m.table_name = 'commitments' AND m.column_name = 'metadata' AND NOT EXISTS (SELECT FROM lossless_stash AS r WHERE r.kind = 'jsonb_key' AND r.table_name = 'commitments' AND r.column_name = 'metadata');
+  END IF;
+END
+$lossless$;
+
+ALTER TABLE commitments ADD CONSTRAINT commitments_goal_id_fkey FOREIGN KEY (goal_id) REFERENCES client_goals(id);
+
+DO $lossless$
+BEGIN
+  IF to_regclass('lossless_stash') IS NOT NULL THEN
+    DELETE FROM lossless_stash AS s WHERE s.kind = 'column' AND s.table_name = 'commitments' AND s.column_name = 'goal_id';
+  END IF;
+END
+$lossless$;
+
+DO $lossless$
+BEGIN
+  IF to_regclass('lossless_stash') IS NOT NULL THEN
+    IF NOT EXISTS (SELECT FROM lossless_stash) THEN
+      DROP TABLE lossless_stash;
+    END IF;
+  END IF;
+END
+$lossless$;
+
