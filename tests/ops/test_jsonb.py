@@ -335,3 +335,24 @@ def test_stash_table_is_dropped_only_when_empty(conn: Connection, lossless_engin
     run_ops(lossless_engine, restore("t", "a"))
     assert rows(conn, "SELECT to_regclass('lossless_stash') IS NULL") == [(True,)]
     assert rows(conn, "SELECT id, a, b, metadata FROM t") == [(1, 1, 2, None)]
+
+
+def test_names_and_values_with_percent_and_colon_run_online(
+    conn: Connection, lossless_engine: Engine
+) -> None:
+    # Online statements carry no parameters: '%' and ':' in names, keys and values are text.
+    execute(
+        conn,
+        'CREATE TABLE odd_table ("Id" int PRIMARY KEY, "select" text, "meta:data" jsonb);'
+        """INSERT INTO odd_table VALUES (1, '100%s :x', NULL), (2, NULL, '{"a": "%(b)s"}')""",
+    )
+    before = state_of(conn)
+    odd = dict(jsonb_column="meta:data", key="100% 'legacy'", primary_key="Id")
+
+    run_ops(lossless_engine, stash("odd_table", "select", **odd))
+    assert rows(conn, 'SELECT "meta:data" FROM odd_table ORDER BY "Id"') == [
+        ({"100% 'legacy'": "100%s :x"},),
+        ({"a": "%(b)s"},),
+    ]
+    run_ops(lossless_engine, restore("odd_table", "select", type_="text", **odd))
+    assert state_of(conn) == before

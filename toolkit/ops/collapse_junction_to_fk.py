@@ -29,10 +29,10 @@ from toolkit.ops.columns import (
     forget_recorded,
     resolve_column,
 )
-from toolkit.ops.junction_shape import DEFAULT_ORDER, shape_of
+from toolkit.ops.jsonb_slot import stash_state
+from toolkit.ops.junction import DEFAULT_ORDER, shape_of
 from toolkit.ops.policies import MissingPolicy
 from toolkit.ops.runtime import Runner
-from toolkit.ops.slots import stash_state
 from toolkit.ops.steps import Measure, Run, Step, TableLock
 from toolkit.sql import ddl
 from toolkit.sql.checks import CheckSet, key_text

@@ -24,15 +24,15 @@ from toolkit.ops.base import (
 )
 from toolkit.ops.columns import default_fk_name, foreign_key_names, record_and_drop
 from toolkit.ops.family import explicit_referent, family_of, parent_key_of
-from toolkit.ops.refusals import refusal
-from toolkit.ops.runtime import Runner
-from toolkit.ops.slots import (
+from toolkit.ops.jsonb_slot import (
     DEFAULT_JSONB,
     check_jsonb_column,
     legacy_key,
     stash_checks,
     stash_steps,
 )
+from toolkit.ops.refusals import refusal
+from toolkit.ops.runtime import Runner
 from toolkit.ops.steps import Run, Step, TableLock
 from toolkit.sql import ddl
 from toolkit.sql.checks import CheckSet, key_text

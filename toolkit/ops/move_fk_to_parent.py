@@ -34,9 +34,7 @@ from toolkit.ops.columns import (
     resolve_column,
 )
 from toolkit.ops.family import explicit_referent, family_of, parent_key_of
-from toolkit.ops.policies import MissingPolicy
-from toolkit.ops.runtime import Runner
-from toolkit.ops.slots import (
+from toolkit.ops.jsonb_slot import (
     DEFAULT_JSONB,
     check_jsonb_column,
     legacy_key,
@@ -44,6 +42,8 @@ from toolkit.ops.slots import (
     restore_steps,
     stash_state,
 )
+from toolkit.ops.policies import MissingPolicy
+from toolkit.ops.runtime import Runner
 from toolkit.ops.steps import CheckedByForeignKeys, Measure, Run, Step, TableLock
 from toolkit.sql.checks import CheckSet, key_text
 from toolkit.sql.family import Family

@@ -13,7 +13,7 @@ from toolkit.errors import UsageError
 from toolkit.ops import reflect
 from toolkit.ops.base import FROM_RECORD, LosslessOperation, Plan, lossless_operation, name_of
 from toolkit.ops.columns import foreign_key_names, record_and_drop
-from toolkit.ops.junction_shape import shape_of
+from toolkit.ops.junction import shape_of
 from toolkit.ops.refusals import refusal
 from toolkit.ops.runtime import Runner
 from toolkit.ops.steps import Run, Step, TableLock, runs

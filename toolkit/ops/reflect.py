@@ -8,7 +8,7 @@ from typing import Any
 
 from toolkit.errors import UsageError
 from toolkit.ops.runtime import Runner
-from toolkit.sql import catalog
+from toolkit.sql import lookups
 from toolkit.sql.ddl import FK_ACTIONS, ForeignKeySpec
 from toolkit.sql.stash import STASH_TABLE, count_entries, recorded_column
 
@@ -38,14 +38,14 @@ class ColumnDef:
 
 def table_exists(runner: Runner, table: str, schema: str | None) -> bool:
     """Whether ``table`` exists."""
-    return bool(runner.scalar(catalog.table_exists(table, schema)))
+    return bool(runner.scalar(lookups.table_exists(table, schema)))
 
 
 def primary_key(runner: Runner, table: str, schema: str | None) -> tuple[str, ...]:
     """``table``'s primary key columns; ``UsageError`` when it has none or does not exist."""
     if not table_exists(runner, table, schema):
         raise UsageError(f"{runner.operation}: table {table!r} does not exist")
-    names = tuple(str(r[0]) for r in runner.rows(catalog.primary_key(table, schema)))
+    names = tuple(str(r[0]) for r in runner.rows(lookups.primary_key(table, schema)))
     if not names:
         raise UsageError(f"{runner.operation}: table {table!r} has no primary key")
     return names
@@ -64,7 +64,7 @@ def single_key(runner: Runner, table: str, schema: str | None) -> str:
 
 def column(runner: Runner, table: str, name: str, schema: str | None) -> ColumnDef | None:
     """The live definition of ``table.name`` (foreign keys not included), or None."""
-    found = runner.rows(catalog.column(table, name, schema))
+    found = runner.rows(lookups.column(table, name, schema))
     if not found:
         return None
     type_text, nullable, default = found[0]
@@ -82,7 +82,7 @@ def existing_column(runner: Runner, table: str, name: str, schema: str | None) -
 def foreign_keys(runner: Runner, table: str, name: str, schema: str | None) -> list[ForeignKeyInfo]:
     """Every foreign key of ``table`` involving column ``name``, by real name."""
     found = []
-    for row in runner.rows(catalog.foreign_keys_on(table, name, schema)):
+    for row in runner.rows(lookups.foreign_keys_on(table, name, schema)):
         (
             conname,
             definition,

@@ -31,9 +31,7 @@ from toolkit.ops.columns import (
     forget_recorded,
     resolve_column,
 )
-from toolkit.ops.policies import MissingPolicy
-from toolkit.ops.runtime import Runner
-from toolkit.ops.slots import (
+from toolkit.ops.jsonb_slot import (
     DEFAULT_JSONB,
     check_jsonb_column,
     key_columns,
@@ -42,6 +40,8 @@ from toolkit.ops.slots import (
     restore_steps,
     stash_state,
 )
+from toolkit.ops.policies import MissingPolicy
+from toolkit.ops.runtime import Runner
 from toolkit.ops.steps import CheckedByForeignKeys, Run, Step, TableLock
 from toolkit.sql.checks import CheckSet, key_text
 from toolkit.sql.ddl import ForeignKeySpec

@@ -17,7 +17,7 @@ from typing import Any
 
 from alembic.operations import Operations
 from psycopg.errors import ForeignKeyViolation
-from sqlalchemy import Connection, TextClause, text
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.base import Executable
@@ -36,11 +36,7 @@ from toolkit.sql.checks import CheckSet, count_query, guard_block, refused, samp
 from toolkit.sql.ddl import lock_tables
 from toolkit.sql.idents import Sql, render
 from toolkit.sql.lint_notes import with_lint_note
-
-
-def _clause(statement: Sql) -> TextClause:
-    # Builders render every literal; a colon is never a bind parameter here.
-    return text(render(statement).replace(":", "\\:"))
+from toolkit.sql.run import execute
 
 
 class Verbatim(Executable, ClauseElement):
@@ -85,7 +81,7 @@ class Runner:
         if self.offline:
             self.operations.execute(Verbatim(sql))
             return 0
-        result = self.bind.execute(_clause(sql))
+        result = execute(self.bind, sql)
         return max(result.rowcount, 0)
 
     def lock(self, locks: Sequence[TableLock]) -> None:
@@ -150,11 +146,11 @@ class Runner:
 
     def rows(self, sql: Sql) -> list[tuple[Any, ...]]:
         """Every row of a query (online only: catalog lookups and counts)."""
-        return [tuple(r) for r in self.bind.execute(_clause(sql))]
+        return [tuple(r) for r in execute(self.bind, sql)]
 
     def scalar(self, sql: Sql) -> Any:
         """The first column of the first row of a query (online only)."""
-        return self.bind.execute(_clause(sql)).scalar()
+        return execute(self.bind, sql).scalar()
 
     def require_online_args(self, what: str, **values: object) -> None:
         """Offline, every named value must have been given: online they are reflected."""

@@ -20,8 +20,7 @@ from toolkit.ops.base import (
     name_of,
 )
 from toolkit.ops.columns import foreign_key_names, record_and_drop
-from toolkit.ops.runtime import Runner
-from toolkit.ops.slots import (
+from toolkit.ops.jsonb_slot import (
     DEFAULT_JSONB,
     check_jsonb_column,
     key_columns,
@@ -29,6 +28,7 @@ from toolkit.ops.slots import (
     stash_checks,
     stash_steps,
 )
+from toolkit.ops.runtime import Runner
 from toolkit.ops.steps import Step, TableLock
 from toolkit.sql.checks import CheckSet, key_text
 from toolkit.sql.jsonb_slot import JsonbSlot

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from psycopg import sql
 
 from toolkit.sql.idents import Sql, column_of, ident, qualified
-from toolkit.sql.junction import first_per_group
+from toolkit.sql.ordering import first_per_group
 
 
 @dataclass(frozen=True)

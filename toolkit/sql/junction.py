@@ -19,6 +19,7 @@ from toolkit.sql.ddl import (
     create_index,
 )
 from toolkit.sql.idents import Sql, column_of, ident, literal, qualified
+from toolkit.sql.ordering import first_per_group, order_sql
 from toolkit.sql.stash import entry, row_key_json, stash_ref
 
 ID_COLUMN = "id"
@@ -219,34 +220,3 @@ class JunctionShape:
         return sql.SQL("NOT EXISTS (SELECT FROM {} AS j WHERE j.{} = t.{})").format(
             self.ref, ident(self.owner_column), ident(self.owner_key)
         )
-
-
-def order_sql(alias: str, order_by: tuple[str, ...], tie_breaker: str | None = None) -> Sql:
-    """An ORDER BY list; ``-name`` sorts descending; ``tie_breaker`` makes it total."""
-    terms = []
-    for name in order_by:
-        desc = name.startswith("-")
-        col = column_of(alias, name[1:] if desc else name)
-        terms.append(sql.SQL("{} DESC").format(col) if desc else col)
-    if tie_breaker and tie_breaker not in order_by:
-        terms.append(column_of(alias, tie_breaker))
-    return sql.SQL(", ").join(terms)
-
-
-def first_per_group(
-    source: Sql, group_column: str, value_column: str, order_by: tuple[str, ...]
-) -> Sql:
-    """``(g, v)``: per group, the value of the first row in ``order_by`` order.
-
-    ``DISTINCT ON`` with an explicit order (the value itself breaks remaining ties), never
-    whatever row an ``UPDATE ... FROM`` join would happen to pick.
-    """
-    g = column_of("x", group_column)
-    return sql.SQL(
-        "SELECT DISTINCT ON ({g}) {g} AS g, {v} AS v FROM {source} AS x ORDER BY {g}, {order}"
-    ).format(
-        g=g,
-        v=column_of("x", value_column),
-        source=source,
-        order=order_sql("x", order_by, value_column),
-    )

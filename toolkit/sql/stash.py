@@ -26,9 +26,9 @@ from collections.abc import Sequence
 
 from psycopg import sql
 
-from toolkit.sql.catalog import column_definition_json, regclass
 from toolkit.sql.checks import do_block
 from toolkit.sql.idents import Sql, column_of, ident, literal, qualified, render
+from toolkit.sql.lookups import column_definition_json, regclass
 
 STASH_TABLE = "lossless_stash"
 #: Stash kinds of the JSONB slots (see the module docstring and ``toolkit.sql.jsonb_slot``).
@@ -147,28 +147,4 @@ def row_key_json(alias: str, key_columns: Sequence[str]) -> Sql:
     """The stash's identity of a row: a JSON array of its primary key values."""
     return sql.SQL("jsonb_build_array({})").format(
         sql.SQL(", ").join(column_of(alias, c) for c in key_columns)
-    )
-
-
-_SAVED_NESTLOOP = "lossless.enable_nestloop"
-
-
-def nested_loops_off() -> Sql:
-    """Switch nested-loop joins off for the rest of the transaction, saving the setting.
-
-    For joins of the stash with a table filtered on JSONB expressions: PostgreSQL has no
-    statistics for those, guesses about one matching row, and may then re-scan the
-    unindexed stash once per row that does match (quadratic). Hash joins stay linear
-    whatever the guess. ``nested_loops_back()`` restores the saved setting.
-    """
-    return sql.SQL(
-        "SELECT set_config({}, current_setting('enable_nestloop'), true),"
-        " set_config('enable_nestloop', 'off', true)"
-    ).format(literal(_SAVED_NESTLOOP))
-
-
-def nested_loops_back() -> Sql:
-    """Give ``enable_nestloop`` back the value ``nested_loops_off()`` saved."""
-    return sql.SQL("SELECT set_config('enable_nestloop', current_setting({}), true)").format(
-        literal(_SAVED_NESTLOOP)
     )

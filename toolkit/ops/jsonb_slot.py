@@ -11,13 +11,8 @@ from toolkit.ops.steps import Run, Step
 from toolkit.sql.checks import RowCheck
 from toolkit.sql.idents import Sql
 from toolkit.sql.jsonb_slot import JsonbSlot
-from toolkit.sql.stash import (
-    analyze_stash,
-    ensure_stash,
-    if_stash_exists,
-    nested_loops_back,
-    nested_loops_off,
-)
+from toolkit.sql.planner import nested_loops_back, nested_loops_off
+from toolkit.sql.stash import analyze_stash, ensure_stash, if_stash_exists
 
 DEFAULT_JSONB = "metadata"
 
