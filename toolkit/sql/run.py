@@ -16,6 +16,6 @@ from sqlalchemy import Connection, CursorResult
 from toolkit.sql.idents import Sql, render
 
 
-def execute(conn: Connection, statement: Sql) -> CursorResult[Any]:
+def execute(conn: Connection, statement: Sql) -> CursorResult[*tuple[Any, ...]]:
     """Execute ``statement`` on ``conn`` exactly as rendered."""
     return conn.exec_driver_sql(render(statement).replace("%", "%%"))
