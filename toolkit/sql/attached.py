@@ -22,7 +22,7 @@ Every name in a statement is schema-qualified whatever the ``search_path``: tabl
 ``quote_ident(schema) || '.' || quote_ident(name)``, definitions through PostgreSQL's own
 ``pg_get_*def`` (which qualify what the path does not show). Indexes that back a
 constraint come back with the constraint. Foreign keys are not here: the operations record
-them with the column (``toolkit.sql.catalog.column_definition_json``).
+them with the column (``toolkit.sql.lookups.column_definition_json``).
 
 ``replay_attached(record)`` is the offline replay: a ``DO`` block running the recorded
 statements when the script runs. Online, the operation reads the record and runs the
@@ -33,9 +33,9 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from toolkit.sql.catalog import regclass
 from toolkit.sql.checks import do_block
 from toolkit.sql.idents import Sql, literal
+from toolkit.sql.lookups import regclass
 
 # Fragments below refer to: a (the column's pg_attribute row), t (its table's qualified
 # name as text), col (the quoted column name).

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from toolkit.sql.catalog import regclass
 from toolkit.sql.idents import Sql, literal
+from toolkit.sql.lookups import regclass
 
 # Every object depending on column (rel, attnum), with a kind and a description. Indexes,
 # the column's own default and sequences, extended statistics and constraints are left to

@@ -30,9 +30,9 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from toolkit.sql.catalog import regclass
 from toolkit.sql.checks import do_block
 from toolkit.sql.idents import Sql, literal, qualified, render
+from toolkit.sql.lookups import regclass
 
 _SETTING = "lossless.quiet_triggers"
 
