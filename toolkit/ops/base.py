@@ -22,9 +22,11 @@ from typing import Any, ClassVar, TypeVar
 
 from alembic.operations import MigrateOperation, Operations
 
+from toolkit.ops.guards import refuse_dependents, refuse_hidden_rows
 from toolkit.ops.results import OpResult
 from toolkit.ops.runtime import Runner
-from toolkit.ops.steps import Step, TableLock
+from toolkit.ops.steps import Run, Step, TableLock
+from toolkit.sql import triggers
 from toolkit.sql.checks import CheckSet
 
 
@@ -69,6 +71,19 @@ class Plan:
         """The refusals, run (online) or printed as guards (offline) before any change."""
         return []
 
+    def dropped_columns(self) -> list[tuple[str | None, str, str]]:
+        """``(schema, table, column)`` of each column the steps drop and record."""
+        return []
+
+    def refuse(self, runner: Runner) -> None:
+        """The refusals about the schema (``toolkit.ops.guards``), before any change:
+        objects using a dropped column that cannot be carried, row-level security hiding
+        rows of a locked table. Online they raise; offline their guards are printed."""
+        steps = refuse_hidden_rows(runner, [(lock.schema, lock.table) for lock in self.locks()])
+        for schema, table, column in self.dropped_columns():
+            steps += refuse_dependents(runner, table, column, schema)
+        runner.execute(steps)
+
     def steps(self) -> list[Step]:
         """The ordered statements that make the change."""
         raise NotImplementedError
@@ -80,6 +95,7 @@ class Plan:
     def run(self, runner: Runner, *, description: str | None = None) -> OpResult:
         """Lock, check, apply: one operation on its own."""
         runner.lock(self.locks())
+        self.refuse(runner)
         for checks in self.checks():
             runner.check(checks)
         return self.apply(runner, description=description)
@@ -89,7 +105,13 @@ class Plan:
     ) -> OpResult:
         """Run the steps and publish the result. ``checked``: the checks the foreign keys
         would do were run already (a batch runs every check before the first change)."""
-        tallies = runner.execute(self.steps(), checked=checked)
+        tables = [(lock.schema, lock.table) for lock in self.locks()]
+        steps = [
+            *(Run(triggers.quiet(table, schema)) for schema, table in tables),
+            *self.steps(),
+            *(Run(triggers.restore(table, schema)) for schema, table in tables),
+        ]
+        tallies = runner.execute(steps, checked=checked)
         counts, notes = self.report(tallies) if not runner.offline else ({}, [])
         return runner.result(
             self.operation, self.table, self.column, counts, notes, description=description

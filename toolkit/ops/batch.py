@@ -90,6 +90,7 @@ def run_lossless(operations: Operations, batch: LosslessBatchOp) -> list[OpResul
     runner.lock(locks_of(plans))
     for index, plan in enumerate(plans):
         named = runner.named(plan.operation)
+        plan.refuse(named)
         for checks in plan.checks():
             named.check(checks)
         if index > 0:

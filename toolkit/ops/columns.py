@@ -20,6 +20,7 @@ from toolkit.ops.policies import MissingPolicy
 from toolkit.ops.runtime import Runner
 from toolkit.ops.steps import Measure, OnlyIfZero, Run, Step, runs
 from toolkit.sql import ddl
+from toolkit.sql.attached import detach_owned_sequences
 from toolkit.sql.ddl import ForeignKeySpec
 from toolkit.sql.idents import Sql, column_of
 from toolkit.sql.stash import (
@@ -28,6 +29,7 @@ from toolkit.sql.stash import (
     forget,
     if_stash_exists,
     record_column,
+    replay_attached_objects,
     replay_foreign_keys,
 )
 
@@ -61,6 +63,7 @@ def record_and_drop(
             ensure_stash(schema),
             forget("column", table, column, schema=schema),
             record_column(table, column, schema=schema),
+            detach_owned_sequences(table, column, schema),
         ]
     ) + drop_with_foreign_keys(table, column, fk_names, schema=schema)
 
@@ -103,6 +106,11 @@ class ColumnPlan:
     recorded_fks: tuple[tuple[str, str], ...] = ()
     recorded_refs: tuple[tuple[str | None, str, str], ...] = ()
     replay_fks: bool = False
+    #: what was attached to the column (online, from the record), its collation, and
+    #: offline whether to replay the record's attached objects when the script runs
+    attached: tuple[str, ...] = ()
+    collation: str | None = None
+    replay_attached: bool = False
 
     def __post_init__(self) -> None:
         # Build the DDL once now: a name PostgreSQL would truncate fails before any change.
@@ -123,8 +131,11 @@ class ColumnPlan:
         return found + list(self.recorded_refs)
 
     def add(self) -> Sql:
-        """Add the column, nullable and empty (filled next)."""
-        return ddl.add_column(self.table, self.column, self.type_text, schema=self.schema)
+        """Add the column, nullable and empty (filled next), in its recorded collation."""
+        type_text = self.type_text
+        if self.collation:
+            type_text = f"{type_text} COLLATE {self.collation}"
+        return ddl.add_column(self.table, self.column, type_text, schema=self.schema)
 
     def constraints(self) -> list[Sql]:
         """The foreign keys, after the fill."""
@@ -138,6 +149,10 @@ class ColumnPlan:
         ]
         if self.replay_fks:
             steps.append(replay_foreign_keys(self.table, self.column, schema=self.schema))
+        # Indexes, constraints, statistics, grants, comment: once the column is filled.
+        steps += [sql.SQL(statement) for statement in self.attached]
+        if self.replay_attached:
+            steps.append(replay_attached_objects(self.table, self.column, schema=self.schema))
         return steps
 
     def finish_steps(self, policy: MissingPolicy, *, offline: bool) -> list[Step]:
@@ -231,4 +246,7 @@ def resolve_column(
         recorded_fks=recorded,
         recorded_refs=refs,
         replay_fks=runner.offline and foreign_key is None,
+        attached=rec.attached if rec is not None else (),
+        collation=rec.collation if rec is not None else None,
+        replay_attached=runner.offline,
     )

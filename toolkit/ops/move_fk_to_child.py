@@ -192,6 +192,9 @@ class ToChildPlan(Plan):
     fk_name: str
     fk_names: tuple[str, ...]
 
+    def dropped_columns(self) -> list[tuple[str | None, str, str]]:
+        return [(self.family.schema, self.table, self.column)]
+
     def locks(self) -> list[TableLock]:
         family = self.family
         return [TableLock(family.schema, family.parent), TableLock(family.schema, family.child)]

@@ -174,6 +174,9 @@ class PromotePlan(Plan):
         )
         return shape.constrain(owner, self.referent)
 
+    def dropped_columns(self) -> list[tuple[str | None, str, str]]:
+        return [(self.shape.schema, self.table, self.column)]
+
     def locks(self) -> list[TableLock]:
         return [TableLock(self.shape.schema, self.table)]
 

@@ -9,6 +9,7 @@ from typing import Any
 from toolkit.errors import UsageError
 from toolkit.ops.runtime import Runner
 from toolkit.sql import lookups
+from toolkit.sql.attached import collation_of, statements_of
 from toolkit.sql.ddl import FK_ACTIONS, ForeignKeySpec
 from toolkit.sql.stash import STASH_TABLE, count_entries, recorded_column
 
@@ -34,6 +35,9 @@ class ColumnDef:
     foreign_keys: tuple[tuple[str, str], ...] = ()  # (name, pg_get_constraintdef text)
     #: (schema, table, key column) referenced by each single-column foreign key
     references: tuple[tuple[str | None, str, str], ...] = ()
+    #: statements re-creating what was attached (``toolkit.sql.attached``), and collation
+    attached: tuple[str, ...] = ()
+    collation: str | None = None
 
 
 def table_exists(runner: Runner, table: str, schema: str | None) -> bool:
@@ -159,4 +163,6 @@ def recorded(runner: Runner, table: str, name: str, schema: str | None) -> Colum
             for fk in payload["foreign_keys"]
             if len(fk.get("referent_columns") or ()) == 1
         ),
+        attached=tuple(statements_of(payload.get("attached"))),
+        collation=collation_of(payload.get("attached")),
     )

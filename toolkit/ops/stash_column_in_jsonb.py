@@ -112,6 +112,9 @@ class StashPlan(Plan):
     slot: JsonbSlot
     fk_names: tuple[str, ...]
 
+    def dropped_columns(self) -> list[tuple[str | None, str, str]]:
+        return [(self.slot.schema, self.table, self.column)]
+
     def locks(self) -> list[TableLock]:
         return [TableLock(self.slot.schema, self.table)]
 

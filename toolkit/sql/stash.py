@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 from psycopg import sql
 
+from toolkit.sql.attached import attached_json
 from toolkit.sql.checks import do_block
 from toolkit.sql.idents import Sql, column_of, ident, literal, qualified, render
 from toolkit.sql.lookups import column_definition_json, regclass
@@ -102,7 +103,9 @@ def record_column(table: str, column: str, *, schema: str | None) -> Sql:
         stash_ref(schema),
         literal(table),
         literal(column),
-        column_definition_json(table, column, schema),
+        sql.SQL("{} || jsonb_build_object('attached', {})").format(
+            column_definition_json(table, column, schema), attached_json(table, column, schema)
+        ),
     )
 
 
@@ -139,6 +142,24 @@ def replay_foreign_keys(table: str, column: str, *, schema: str | None) -> Sql:
             ref=stash_ref(schema),
             entry=entry("column", table, column),
             target=literal(render(qualified(table, schema))),
+        )
+    )
+
+
+def replay_attached_objects(table: str, column: str, *, schema: str | None) -> Sql:
+    """Re-create, when the script runs, what was attached to ``table.column`` when it was
+    dropped (its indexes, constraints, statistics, grants, comment: ``toolkit.sql.
+    attached``), from the stash's record; nothing if there is no record."""
+    return do_block(
+        sql.SQL(
+            "DECLARE\n  s text;\nBEGIN\n  IF {rel} IS NOT NULL THEN\n"
+            "    FOR s IN SELECT jsonb_array_elements_text(s.payload -> 'attached'"
+            " -> 'statements') FROM {ref} AS s WHERE {entry} LOOP\n"
+            "      EXECUTE s;\n    END LOOP;\n  END IF;\nEND"
+        ).format(
+            rel=regclass(STASH_TABLE, schema),
+            ref=stash_ref(schema),
+            entry=entry("column", table, column),
         )
     )
 

@@ -1,5 +1,35 @@
 LOCK TABLE targets, target_goal_links IN SHARE ROW EXCLUSIVE MODE;
 
+DO $lossless$
+DECLARE
+  found text;
+BEGIN
+  SELECT max(q.role) || ' (policies: ' || max(q.policies) || ')' INTO found FROM (SELECT current_user::text AS role, coalesce((SELECT string_agg(quote_ident(p.polname), ', ' ORDER BY p.polname) FROM pg_policy p WHERE p.polrelid = to_regclass('targets')), '(no policy: every row is hidden)') AS policies WHERE row_security_active(to_regclass('targets'))) AS q;
+  IF found IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'refused: collapse_junction_to_fk: row-level security on targets applies to role ' || found || ': the operation would see only some rows; run the migration as the table owner without FORCE ROW LEVEL SECURITY, as a role with BYPASSRLS, or as a superuser';
+  END IF;
+END
+$lossless$;
+
+DO $lossless$
+DECLARE
+  found text;
+BEGIN
+  SELECT max(q.role) || ' (policies: ' || max(q.policies) || ')' INTO found FROM (SELECT current_user::text AS role, coalesce((SELECT string_agg(quote_ident(p.polname), ', ' ORDER BY p.polname) FROM pg_policy p WHERE p.polrelid = to_regclass('target_goal_links')), '(no policy: every row is hidden)') AS policies WHERE row_security_active(to_regclass('target_goal_links'))) AS q;
+  IF found IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'refused: collapse_junction_to_fk: row-level security on target_goal_links applies to role ' || found || ': the operation would see only some rows; run the migration as the table owner without FORCE ROW LEVEL SECURITY, as a role with BYPASSRLS, or as a superuser';
+  END IF;
+END
+$lossless$;
+
+DO $lossless$
+DECLARE t record; kept jsonb := coalesce(nullif(current_setting('lossless.quiet_triggers', true), ''), '{}')::jsonb; mine jsonb := '{}'; BEGIN FOR t IN SELECT tgname, tgenabled::text AS mode FROM pg_trigger WHERE tgrelid = to_regclass('targets') AND NOT tgisinternal AND tgenabled <> 'D' ORDER BY tgname LOOP mine := mine || jsonb_build_object(t.tgname, t.mode); EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', to_regclass('targets'), t.tgname); END LOOP; PERFORM set_config('lossless.quiet_triggers', (kept || jsonb_build_object('targets', mine))::text, true); END
+$lossless$;
+
+DO $lossless$
+DECLARE t record; kept jsonb := coalesce(nullif(current_setting('lossless.quiet_triggers', true), ''), '{}')::jsonb; mine jsonb := '{}'; BEGIN FOR t IN SELECT tgname, tgenabled::text AS mode FROM pg_trigger WHERE tgrelid = to_regclass('target_goal_links') AND NOT tgisinternal AND tgenabled <> 'D' ORDER BY tgname LOOP mine := mine || jsonb_build_object(t.tgname, t.mode); EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', to_regclass('target_goal_links'), t.tgname); END LOOP; PERFORM set_config('lossless.quiet_triggers', (kept || jsonb_build_object('target_goal_links', mine))::text, true); END
+$lossless$;
+
 CREATE TABLE IF NOT EXISTS lossless_stash (kind text NOT NULL, table_name text NOT NULL, column_name text NOT NULL, row_key jsonb NOT NULL, payload jsonb);
 
 DELETE FROM lossless_stash AS s WHERE s.kind = 'link' AND s.table_name = 'targets' AND s.column_name = 'goal_id';
@@ -34,6 +64,18 @@ BEGIN
 END
 $lossless$;
 
+DO $lossless$
+DECLARE
+  s text;
+BEGIN
+  IF to_regclass('lossless_stash') IS NOT NULL THEN
+    FOR s IN SELECT jsonb_array_elements_text(s.payload -> 'attached' -> 'statements') FROM lossless_stash AS s WHERE s.kind = 'column' AND s.table_name = 'targets' AND s.column_name = 'goal_id' LOOP
+      EXECUTE s;
+    END LOOP;
+  END IF;
+END
+$lossless$;
+
 -- squawk-ignore ban-drop-table -- lossless: see docs/live.md
 DROP TABLE target_goal_links;
 
@@ -53,5 +95,13 @@ BEGIN
     END IF;
   END IF;
 END
+$lossless$;
+
+DO $lossless$
+DECLARE t record; kept jsonb := coalesce(nullif(current_setting('lossless.quiet_triggers', true), ''), '{}')::jsonb; BEGIN IF to_regclass('targets') IS NOT NULL THEN FOR t IN SELECT key AS name, value AS mode FROM jsonb_each_text(coalesce(kept -> 'targets', '{}')) LOOP EXECUTE format('ALTER TABLE %s ENABLE %s TRIGGER %I', to_regclass('targets'), CASE t.mode WHEN 'R' THEN 'REPLICA' WHEN 'A' THEN 'ALWAYS' ELSE '' END, t.name); END LOOP; END IF; PERFORM set_config('lossless.quiet_triggers', (kept - 'targets')::text, true); END
+$lossless$;
+
+DO $lossless$
+DECLARE t record; kept jsonb := coalesce(nullif(current_setting('lossless.quiet_triggers', true), ''), '{}')::jsonb; BEGIN IF to_regclass('target_goal_links') IS NOT NULL THEN FOR t IN SELECT key AS name, value AS mode FROM jsonb_each_text(coalesce(kept -> 'target_goal_links', '{}')) LOOP EXECUTE format('ALTER TABLE %s ENABLE %s TRIGGER %I', to_regclass('target_goal_links'), CASE t.mode WHEN 'R' THEN 'REPLICA' WHEN 'A' THEN 'ALWAYS' ELSE '' END, t.name); END LOOP; END IF; PERFORM set_config('lossless.quiet_triggers', (kept - 'target_goal_links')::text, true); END
 $lossless$;
 

@@ -2,6 +2,21 @@ LOCK TABLE commitments IN SHARE ROW EXCLUSIVE MODE;
 
 DO $lossless$
 DECLARE
+  found text;
+BEGIN
+  SELECT max(q.role) || ' (policies: ' || max(q.policies) || ')' INTO found FROM (SELECT current_user::text AS role, coalesce((SELECT string_agg(quote_ident(p.polname), ', ' ORDER BY p.polname) FROM pg_policy p WHERE p.polrelid = to_regclass('commitments')), '(no policy: every row is hidden)') AS policies WHERE row_security_active(to_regclass('commitments'))) AS q;
+  IF found IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'refused: restore_column_from_jsonb: row-level security on commitments applies to role ' || found || ': the operation would see only some rows; run the migration as the table owner without FORCE ROW LEVEL SECURITY, as a role with BYPASSRLS, or as a superuser';
+  END IF;
+END
+$lossless$;
+
+DO $lossless$
+DECLARE t record; kept jsonb := coalesce(nullif(current_setting('lossless.quiet_triggers', true), ''), '{}')::jsonb; mine jsonb := '{}'; BEGIN FOR t IN SELECT tgname, tgenabled::text AS mode FROM pg_trigger WHERE tgrelid = to_regclass('commitments') AND NOT tgisinternal AND tgenabled <> 'D' ORDER BY tgname LOOP mine := mine || jsonb_build_object(t.tgname, t.mode); EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', to_regclass('commitments'), t.tgname); END LOOP; PERFORM set_config('lossless.quiet_triggers', (kept || jsonb_build_object('commitments', mine))::text, true); END
+$lossless$;
+
+DO $lossless$
+DECLARE
   n bigint;
   samples text;
 BEGIN
@@ -49,6 +64,18 @@ $lossless$;
 ALTER TABLE commitments ADD CONSTRAINT commitments_goal_id_fkey FOREIGN KEY (goal_id) REFERENCES client_goals(id);
 
 DO $lossless$
+DECLARE
+  s text;
+BEGIN
+  IF to_regclass('lossless_stash') IS NOT NULL THEN
+    FOR s IN SELECT jsonb_array_elements_text(s.payload -> 'attached' -> 'statements') FROM lossless_stash AS s WHERE s.kind = 'column' AND s.table_name = 'commitments' AND s.column_name = 'goal_id' LOOP
+      EXECUTE s;
+    END LOOP;
+  END IF;
+END
+$lossless$;
+
+DO $lossless$
 BEGIN
   IF to_regclass('lossless_stash') IS NOT NULL THEN
     DELETE FROM lossless_stash AS s WHERE s.kind = 'column' AND s.table_name = 'commitments' AND s.column_name = 'goal_id';
@@ -64,5 +91,9 @@ BEGIN
     END IF;
   END IF;
 END
+$lossless$;
+
+DO $lossless$
+DECLARE t record; kept jsonb := coalesce(nullif(current_setting('lossless.quiet_triggers', true), ''), '{}')::jsonb; BEGIN IF to_regclass('commitments') IS NOT NULL THEN FOR t IN SELECT key AS name, value AS mode FROM jsonb_each_text(coalesce(kept -> 'commitments', '{}')) LOOP EXECUTE format('ALTER TABLE %s ENABLE %s TRIGGER %I', to_regclass('commitments'), CASE t.mode WHEN 'R' THEN 'REPLICA' WHEN 'A' THEN 'ALWAYS' ELSE '' END, t.name); END LOOP; END IF; PERFORM set_config('lossless.quiet_triggers', (kept - 'commitments')::text, true); END
 $lossless$;
 

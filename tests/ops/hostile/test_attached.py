@@ -60,19 +60,7 @@ ATTACHED = {
 
 ALL = frozenset(DROPPING)
 #: attached -> (operations that do not carry it yet, why)
-NOT_YET: dict[str, tuple[frozenset[str], str]] = {
-    "plain index": (ALL, "indexes on the dropped column are not re-created"),
-    "partial index": (ALL, "indexes on the dropped column are not re-created"),
-    "expression index": (ALL, "indexes on the dropped column are not re-created"),
-    "multi-column index": (ALL, "indexes on the dropped column are not re-created"),
-    "unique constraint": (ALL, "UNIQUE constraints including the column are lost"),
-    "check constraint": (ALL, "CHECK constraints including the column are lost"),
-    "extended statistics": (ALL, "extended statistics on the column are lost"),
-    "SET STATISTICS": (ALL, "the column's statistics target is lost"),
-    "comment": (ALL, "the column comment is lost"),
-    "column grant": (ALL, "column-level grants are lost"),
-    "collation": (ALL, "a non-default collation comes back as the default"),
-}
+NOT_YET: dict[str, tuple[frozenset[str], str]] = {}
 
 
 def cases() -> list[object]:

@@ -61,25 +61,36 @@ def collapse(**extra: Any) -> Any:
     )
 
 
-RECORD_IGNORED = pytest.mark.xfail(
-    strict=True, reason="a hand-written inverse uses its own defaults over the record"
-)
-
-
 @pytest.mark.parametrize(
     ("schema", "operation", "inverse"),
     [
-        pytest.param("", "stash", restore(), marks=RECORD_IGNORED, id="restore-not-null"),
-        pytest.param(FK_OPTIONS, "stash", restore(), marks=RECORD_IGNORED, id="restore-fk-options"),
-        pytest.param(SECOND_FK, "stash", restore(), marks=RECORD_IGNORED, id="restore-two-fks"),
-        pytest.param("", "promote", collapse(), marks=RECORD_IGNORED, id="collapse-not-null"),
+        pytest.param("", "stash", restore(), id="restore-not-null"),
+        pytest.param(FK_OPTIONS, "stash", restore(), id="restore-fk-options"),
+        pytest.param(SECOND_FK, "stash", restore(), id="restore-two-fks"),
+        pytest.param("", "promote", collapse(), id="collapse-not-null"),
+        pytest.param(BIGINT_KEYS, "promote", collapse(), id="collapse-bigint"),
         pytest.param(
-            BIGINT_KEYS, "promote", collapse(), marks=RECORD_IGNORED, id="collapse-bigint"
+            FK_OPTIONS,
+            "promote",
+            collapse(),
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="a hand-written collapse builds the foreign key from its own arguments"
+                " (no ON UPDATE, DEFERRABLE)",
+            ),
+            id="collapse-fk-options",
         ),
         pytest.param(
-            FK_OPTIONS, "promote", collapse(), marks=RECORD_IGNORED, id="collapse-fk-options"
+            SECOND_FK,
+            "promote",
+            collapse(),
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="promote refuses a column with two foreign keys unless referent_table="
+                " is passed",
+            ),
+            id="collapse-two-fks",
         ),
-        pytest.param(SECOND_FK, "promote", collapse(), marks=RECORD_IGNORED, id="collapse-two-fks"),
         pytest.param(
             FK_OPTIONS,
             "move_to_child",

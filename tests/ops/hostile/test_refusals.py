@@ -50,14 +50,10 @@ DEPENDENTS = {
     ),
 }
 
-NOT_REFUSED = pytest.mark.xfail(
-    strict=True, reason="dependent objects fail in PostgreSQL after the copy"
-)
-
 
 def cases() -> list[object]:
     return [
-        pytest.param(name, operation, marks=[NOT_REFUSED], id=f"{operation}-{name}")
+        pytest.param(name, operation, id=f"{operation}-{name}")
         for name in DEPENDENTS
         for operation in DROPPING
     ]
@@ -73,7 +69,6 @@ def test_dependent_objects_are_refused(
     assert_refused(lossless_engine, DROPPING[operation](), names)
 
 
-@pytest.mark.xfail(strict=True, reason="stashing a primary-key column drops the primary key")
 def test_a_primary_key_column_is_refused(lossless_engine: Engine) -> None:
     setup(
         lossless_engine,

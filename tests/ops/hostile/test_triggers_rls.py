@@ -35,17 +35,13 @@ CREATE TRIGGER tr_audit_stmt AFTER INSERT OR UPDATE OR DELETE ON sprints
 ALTER TABLE tasks DISABLE TRIGGER tr_audit_tasks;
 """
 
-TRIGGERS_FIRE = pytest.mark.xfail(
-    strict=True, reason="user triggers fire on the operation's own UPDATEs"
-)
-
 
 @pytest.mark.parametrize(
     "operation",
     [
-        pytest.param("stash", marks=TRIGGERS_FIRE),
-        pytest.param("promote", marks=TRIGGERS_FIRE),
-        pytest.param("move_to_child", marks=TRIGGERS_FIRE),
+        "stash",
+        "promote",
+        "move_to_child",
     ],
 )
 @pytest.mark.parametrize("triggers", ["before update", "after update audit"])
@@ -64,17 +60,13 @@ ALTER TABLE sprints ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 CREATE POLICY even_sprints ON sprints USING (mod(right(title, 1)::int, 2) = 0);
 """
 
-RLS_LOSES = pytest.mark.xfail(
-    strict=True, reason="rows hidden by row-level security are skipped, then dropped"
-)
-
 
 @pytest.mark.parametrize(
     "operation",
     [
-        pytest.param("stash", marks=RLS_LOSES),
-        pytest.param("promote", marks=RLS_LOSES),
-        pytest.param("move_to_child", marks=RLS_LOSES),
+        "stash",
+        "promote",
+        "move_to_child",
     ],
 )
 def test_rows_hidden_by_row_security_are_refused(lossless_engine: Engine, operation: str) -> None:

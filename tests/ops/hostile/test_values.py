@@ -43,8 +43,6 @@ NOT_YET = {
     "enum stimmung_ü": "the quoted type name cannot be restored",
     "enum my-type": "the quoted type name cannot be restored",
     "array with lower bound": "the array comes back without its lower bound",
-    "identity": "the owned sequence is dropped with the column",
-    "serial": "the owned sequence is dropped with the column",
 }
 
 

@@ -1,0 +1,76 @@
+"""Refusals about the schema, made before anything changes: objects that use a column an
+operation drops and that it cannot carry, and row-level security that would hide rows
+from the operation's own statements.
+
+Online they run in ``resolve`` and raise ``UsageError`` naming every object; offline the
+same queries run in a ``DO`` block at the top of the script, raising with the same text.
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from toolkit.errors import UsageError
+from toolkit.ops.runtime import Runner
+from toolkit.ops.steps import Run, Step
+from toolkit.sql.checks import do_block
+from toolkit.sql.dependents import blocking_dependents, describe, row_security_hides
+from toolkit.sql.idents import Sql, literal
+
+_DEPENDENTS_REMEDY = (
+    "drop them before the operation and re-create them after it (in the same revision),"
+    " or change them so that they no longer use the column"
+)
+_RLS_REMEDY = (
+    "run the migration as the table owner without FORCE ROW LEVEL SECURITY, as a role with"
+    " BYPASSRLS, or as a superuser"
+)
+
+
+def _message(operation: str, subject: str, remedy: str) -> str:
+    return f"refused: {operation}: {subject}; {remedy}"
+
+
+def refuse_dependents(runner: Runner, table: str, column: str, schema: str | None) -> list[Step]:
+    """Online: raise if anything blocks dropping ``table.column``; offline: the guard."""
+    query = blocking_dependents(table, column, schema)
+    head = f"{table}.{column} is used by "
+    tail = ", which the operation cannot carry"
+    if runner.offline:
+        found = sql.SQL("string_agg(q.kind || ' ' || q.what, ', ')")
+        return [Run(_guard(query, found, runner.operation, head, tail, _DEPENDENTS_REMEDY))]
+    rows = runner.rows(query)
+    if rows:
+        names = describe([(str(k), str(w)) for k, w in rows])
+        raise UsageError(_message(runner.operation, head + names + tail, _DEPENDENTS_REMEDY))
+    return []
+
+
+def refuse_hidden_rows(runner: Runner, tables: list[tuple[str | None, str]]) -> list[Step]:
+    """Online: raise if row-level security hides rows of one of ``tables`` from the
+    current role; offline: the guards."""
+    steps: list[Step] = []
+    for schema, table in tables:
+        query = row_security_hides(table, schema)
+        head = f"row-level security on {table} applies to role "
+        tail = ": the operation would see only some rows"
+        if runner.offline:
+            found = sql.SQL("max(q.role) || ' (policies: ' || max(q.policies) || ')'")
+            steps.append(Run(_guard(query, found, runner.operation, head, tail, _RLS_REMEDY)))
+            continue
+        for role, policies in runner.rows(query):
+            subject = f"{head}{role} (policies: {policies}){tail}"
+            raise UsageError(_message(runner.operation, subject, _RLS_REMEDY))
+    return steps
+
+
+def _guard(query: Sql, found: Sql, operation: str, head: str, tail: str, remedy: str) -> Sql:
+    """A ``DO`` block raising the refusal if ``query`` finds anything when the script runs."""
+    before, after = _message(operation, head + "\x00", remedy).split("\x00")
+    return do_block(
+        sql.SQL(
+            "DECLARE\n  found text;\nBEGIN\n  SELECT {found} INTO found FROM ({query}) AS q;\n"
+            "  IF found IS NOT NULL THEN\n    RAISE EXCEPTION USING ERRCODE = 'check_violation',"
+            " MESSAGE = {before} || found || {after};\n  END IF;\nEND"
+        ).format(found=found, query=query, before=literal(before), after=literal(tail + after))
+    )
