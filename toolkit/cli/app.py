@@ -131,6 +131,16 @@ class _InOrder(click.Group):
     envvar="LOSSLESS_STATEMENT_TIMEOUT",
 )
 @click.option(
+    "--lock-retries",
+    type=click.IntRange(min=0),
+    metavar="N",
+    default=0,
+    show_default=True,
+    envvar="LOSSLESS_LOCK_RETRIES",
+    help="Try a revision again up to N times when a table lock could not be had within "
+    "--lock-timeout, after growing, jittered pauses [env LOSSLESS_LOCK_RETRIES].",
+)
+@click.option(
     "-q",
     "--quiet",
     is_flag=True,
@@ -152,6 +162,7 @@ def cli(
     postgres: str | None,
     lock_timeout: float,
     statement_timeout: float,
+    lock_retries: int,
     quiet: bool,
     debug: bool,
 ) -> None:
@@ -175,6 +186,7 @@ def cli(
             postgres=postgres or None,
             lock_timeout_s=lock_timeout,
             statement_timeout_s=statement_timeout,
+            lock_retries=lock_retries,
         ),
         quiet=quiet,
     )

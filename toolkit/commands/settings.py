@@ -33,12 +33,16 @@ class RunSettings:
     postgres: str | None = None
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
     statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S
+    #: How many times a revision whose table locks could not be had is tried again.
+    lock_retries: int = 0
 
     def __post_init__(self) -> None:
         if self.url and self.postgres:
             raise UsageError("give either --url (LOSSLESS_URL) or --postgres, not both")
         if self.lock_timeout_s < 0 or self.statement_timeout_s < 0:
             raise UsageError("timeouts cannot be negative")
+        if self.lock_retries < 0:
+            raise UsageError("--lock-retries cannot be negative")
 
 
 @dataclass(frozen=True)
