@@ -18,6 +18,7 @@ from toolkit.commands import (
     with_x,
 )
 from toolkit.commands import revision_ids as ids
+from toolkit.commands.lock_watch import HeldLock, sql_mode
 from toolkit.ops.results import COUNT_KEYS
 
 #: Always shown, even at 0: a reader must see that nothing was lost, not guess it.
@@ -124,8 +125,33 @@ def preflight(report: PreflightReport) -> str:
         lines += notes(report.operations)
     else:
         lines.append("no toolkit operation reported counts (plain Alembic revisions)")
+    if report.locks:
+        lines += ["", *locks_table(report.locks, report.operations)]
     lines += ["", f"verdict: {verdict(report)}"]
     return "\n".join(lines)
+
+
+def locks_table(locks: Sequence[HeldLock], operations: Sequence[TimedResult]) -> list[str]:
+    """The table locks a rolled-back run took: per table each stronger mode, the operation
+    that took it, when, and for how long it was held."""
+    return [
+        "table locks (sampled every 50 ms; held until the rollback here, until the "
+        "revision's commit in a real run):",
+        table(
+            ["table", "mode", "taken by", "at s", "held s", "waited s"],
+            [
+                [
+                    f"{lk.schema}.{lk.table}",
+                    sql_mode(lk.mode),
+                    _taken_by(lk, operations),
+                    f"{lk.first_s:.2f}",
+                    f"{lk.held_s:.2f}",
+                    f"{lk.waited_s:.2f}",
+                ]
+                for lk in locks
+            ],
+        ),
+    ]
 
 
 def _goal(report: PreflightReport) -> str:
@@ -276,7 +302,28 @@ def preflight_json(report: PreflightReport) -> dict[str, Any]:
         ],
         "seconds": report.seconds,
         "rolled_back": True,
+        "locks": [
+            {
+                "schema": lk.schema,
+                "table": lk.table,
+                "mode": sql_mode(lk.mode),
+                "step": lk.step,
+                "taken_by": _taken_by(lk, report.operations),
+                "taken_at_s": round(lk.first_s, 3),
+                "held_s": round(lk.held_s, 3),
+                "waited_s": round(lk.waited_s, 3),
+            }
+            for lk in report.locks
+        ],
     }
+
+
+def _taken_by(lock: HeldLock, operations: Sequence[TimedResult]) -> str:
+    """The operation under way when the lock was first seen, else the revision step."""
+    if lock.operations_before < len(operations):
+        result = operations[lock.operations_before].result
+        return f"{result.operation} ({result.table}.{result.column})"
+    return lock.step or "-"
 
 
 def seed_json(report: SeedReport) -> dict[str, Any]:

@@ -20,7 +20,15 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from toolkit import migrate
-from toolkit.commands.locking import migration_lock
+from toolkit.commands.lock_retries import with_lock_retries
+from toolkit.commands.lock_watch import (
+    HeldLock,
+    LockSamples,
+    backend_pid,
+    blocked_by,
+    watching_locks,
+)
+from toolkit.commands.locking import lock_on
 from toolkit.commands.revision_options import explain_refusal, warn_unread, with_x
 from toolkit.commands.server import (
     Progress,
@@ -83,6 +91,8 @@ class StepRun:
     failure: str | None = None
     #: Only for a rolled-back run: data the step drops, measured by snapshots.
     dropped: tuple[DroppedData, ...] = ()
+    #: The table locks the migration session was seen taking, per table each stronger mode.
+    locks: tuple[HeldLock, ...] = ()
 
 
 def run_step(
@@ -110,12 +120,11 @@ def run_step(
     warn_unread(project, options, progress)
     with open_server(settings, progress) as server:
         database = database_name(server.url)
-        with (
-            interruption_reported(project, server.url) as where,
-            migration_lock(
-                server.url, timeout_s=settings.lock_timeout_s, purpose=purpose, progress=progress
-            ),
-        ):
+        url = session_url(server.url, settings, purpose=purpose)
+        with interruption_reported(project, server.url) as where, open_connection(url) as conn:
+            # The lock lives on the session that migrates: they end together.
+            lock_on(conn, database=database, timeout_s=settings.lock_timeout_s, progress=progress)
+            pid = backend_pid(conn)
             at = migrate.position(project, server.url)
             before, excluded = at.heads, at.table.excluded_tables()
             way = direction or step_direction(project, before, resolved)
@@ -127,24 +136,35 @@ def run_step(
                 f"{prefix} {target.label} on database {database!r}: "
                 f"{revision_ids(before)} -> {goal}{with_x(options)}{suffix}"
             )
-            url = session_url(server.url, settings, purpose=purpose)
             run = migrate.upgrade if way == "upgrade" else migrate.downgrade
+            # A retry must aim where the first attempt aimed, even for a relative "-1".
+            aim = _absolute(resolved, steps)
             refused: DataRefusedError | None = None
             failure: str | None = None
-            with open_connection(url) as conn, watching(progress, steps, conn) as timeline:
+            with (
+                watching(progress, steps, conn) as timeline,
+                watching_locks(server.url, pid, step=lambda: _running(timeline)) as locks,
+            ):
                 where.timeline = timeline
                 transaction = conn.begin() if rollback else None
                 start = mark_start(conn, excluded) if rollback else None
                 dropped: list[DroppedData] = []
                 after = before
                 try:
-                    run(
-                        project,
-                        url,
-                        resolved,
-                        connection=conn,
-                        x=options,
-                        own_connections=not rollback,
+                    with_lock_retries(
+                        lambda: run(
+                            project,
+                            url,
+                            aim,
+                            connection=conn,
+                            x=options,
+                            own_connections=not rollback,
+                        ),
+                        retries=0 if rollback else settings.lock_retries,
+                        lock_not_available=_lock_not_available,
+                        on_retry=lambda n, pause, exc: progress(
+                            _retry_line(timeline, settings, locks.samples, n, pause)
+                        ),
                     )
                     if start is not None:
                         after = heads_on(at.table, conn)
@@ -158,7 +178,9 @@ def run_step(
                         raise refused from None
                     after = heads_on(at.table, conn)
                 except DBAPIError as exc:
-                    failure = _failed(exc, timeline, project, server.url, settings, rollback)
+                    failure = _failed(
+                        exc, timeline, project, server.url, settings, rollback, locks.samples
+                    )
                 except ToolkitError:
                     if not rollback:
                         _say_where(progress, timeline, project, server.url)
@@ -185,6 +207,37 @@ def run_step(
         refused=refused,
         failure=failure,
         dropped=tuple(dropped),
+        locks=tuple(locks.samples.escalations()),
+    )
+
+
+def _absolute(resolved: str, steps: Sequence[Step]) -> str:
+    """``resolved``, or for a relative ``-1``/``+2`` the revision its plan ends at."""
+    if resolved[:1] not in ("-", "+") or not steps:
+        return resolved
+    return revision_ids(steps[-1].destination)
+
+
+def _running(timeline: Timeline) -> tuple[str | None, int]:
+    step = timeline.running
+    return (step.name if step is not None else None), len(timeline.operations())
+
+
+def _lock_not_available(exc: Exception) -> bool:
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == (
+        LOCK_NOT_AVAILABLE
+    )
+
+
+def _retry_line(
+    timeline: Timeline, settings: RunSettings, samples: LockSamples, retry: int, pause: float
+) -> str:
+    step = timeline.running
+    where = step.name if step is not None else "the migration"
+    return (
+        f"{where}: a table stayed locked for longer than --lock-timeout "
+        f"{settings.lock_timeout_s:g}s ({blocked_by(samples.blockers)}); the revision was "
+        f"rolled back; retry {retry} of {settings.lock_retries} in {pause:.1f}s"
     )
 
 
@@ -291,19 +344,28 @@ def _failed(
     url: str,
     settings: RunSettings,
     rollback: bool,
+    samples: LockSamples,
 ) -> str:
     """The failure of a rolled-back run; raises the error of every other case."""
     if exc.connection_invalidated:
         raise connection_lost(exc, timeline, project, url, rollback) from None
+    blockers = blocked_by(samples.blockers)
     if rollback:
-        return _rolled_back_failure(exc, timeline.running, url, settings)
-    raise failed_revision(exc, timeline, project, url, settings) from None
+        return _rolled_back_failure(exc, timeline.running, url, settings, blockers)
+    raise failed_revision(exc, timeline, project, url, settings, blockers) from None
 
 
 def failed_revision(
-    exc: DBAPIError, timeline: Timeline, project: Project, url: str, settings: RunSettings
+    exc: DBAPIError,
+    timeline: Timeline,
+    project: Project,
+    url: str,
+    settings: RunSettings,
+    blockers: str = "",
 ) -> ToolkitError:
-    """The toolkit error for a database error raised while a revision ran."""
+    """The toolkit error for a database error raised while a revision ran.
+
+    ``blockers`` names the sessions the migration was seen waiting for."""
     step = timeline.running
     where = step.name if step else "the migration"
     detail = scrub(database_message(exc), url)
@@ -311,9 +373,11 @@ def failed_revision(
     left = f"the database is at {now} (that revision's transaction was rolled back)"
     sqlstate = getattr(exc.orig, "sqlstate", None)
     if sqlstate == LOCK_NOT_AVAILABLE:
+        retried = f" after {settings.lock_retries} retries" if settings.lock_retries else ""
         return LockTimeoutError(
             f"{where}: a table stayed locked by another session for longer than "
-            f"--lock-timeout {settings.lock_timeout_s:g}s ({detail}); {left}"
+            f"--lock-timeout {settings.lock_timeout_s:g}s{retried} ({detail}; "
+            f"{scrub(blockers, url)}); {left}"
         )
     if sqlstate == QUERY_CANCELED:
         return MigrationFailedError(
@@ -324,7 +388,7 @@ def failed_revision(
 
 
 def _rolled_back_failure(
-    exc: DBAPIError, step: Step | None, url: str, settings: RunSettings
+    exc: DBAPIError, step: Step | None, url: str, settings: RunSettings, blockers: str
 ) -> str:
     """What a preflight reports for a database error (some errors are raised)."""
     if _NO_SUCH_SOCKET_DIR in str(exc):
@@ -337,7 +401,7 @@ def _rolled_back_failure(
     if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
         raise LockTimeoutError(
             f"preflight: a table stayed locked by another session for longer than "
-            f"--lock-timeout {settings.lock_timeout_s:g}s ({detail})"
+            f"--lock-timeout {settings.lock_timeout_s:g}s ({detail}; {scrub(blockers, url)})"
         ) from None
     return f"{step.name} would fail: {detail}" if step else f"would fail: {detail}"
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import psycopg
+from sqlalchemy import Connection
 
 from toolkit.commands.server import APPLICATION_NAME, Progress, silent
 from toolkit.errors import LockTimeoutError
@@ -29,13 +30,22 @@ _POLL_S = 0.1
 
 _HOLDER_SQL = """
 SELECT l.pid, coalesce(a.application_name, ''),
-       to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ')
+       to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ'), coalesce(a.state, ''),
+       to_char(coalesce(a.state_change, a.query_start), 'HH24:MI:SS'),
+       left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 60)
 FROM pg_locks AS l
 LEFT JOIN pg_stat_activity AS a ON a.pid = l.pid
 WHERE l.locktype = 'advisory' AND l.granted
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND l.classid::bigint = %s AND l.objid::bigint = %s AND l.objsubid = 1
 """
+
+
+#: ``_HOLDER_SQL`` for a SQLAlchemy connection (named parameters).
+_HOLDER_SQL_NAMED = _HOLDER_SQL.replace(
+    "l.classid::bigint = %s AND l.objid::bigint = %s",
+    "l.classid::bigint = %(high)s AND l.objid::bigint = %(low)s",
+)
 
 
 def lock_key_parts(key: int = MIGRATION_LOCK_KEY) -> tuple[int, int]:
@@ -52,7 +62,7 @@ def migration_lock(
     purpose: str,
     progress: Progress = silent,
 ) -> Iterator[None]:
-    """Hold the migration lock on ``url``'s database for the block.
+    """Hold the migration lock on ``url``'s database for the block, on a session of its own.
 
     Waits up to ``timeout_s`` seconds (0: no limit) for another run to finish, then raises
     ``LockTimeoutError`` naming the session that holds it.
@@ -63,25 +73,72 @@ def migration_lock(
             "SELECT set_config('application_name', %s, false)",
             (f"{APPLICATION_NAME} {purpose}",),
         )
-        deadline = time.monotonic() + timeout_s
-        waited = False
-        while not _try_lock(conn):
-            if not waited:
-                progress(f"waiting for the migration lock, held by {_holder(conn)}")
-                waited = True
-            if timeout_s and time.monotonic() >= deadline:
-                raise LockTimeoutError(
-                    f"another run holds the migration lock on database "
-                    f"{database_name(url)!r} ({_holder(conn)}); gave up after "
-                    f"{timeout_s:g}s: try again later or raise --lock-timeout"
-                )
-            time.sleep(_POLL_S)
-        if waited:
-            progress("migration lock acquired")
+        wait_for_lock(
+            lambda: _try_lock(conn),
+            lambda: _holder(conn),
+            database=database_name(url),
+            timeout_s=timeout_s,
+            progress=progress,
+        )
         yield
     finally:
         # Ending the session releases the lock, even after an error mid-run.
         conn.close()
+
+
+def lock_on(
+    conn: Connection, *, database: str, timeout_s: float, progress: Progress = silent
+) -> None:
+    """Take the migration lock on ``conn``, the session that migrates; it is held until
+    that session ends. Waits as ``migration_lock`` does."""
+
+    def attempt() -> bool:
+        taken = conn.exec_driver_sql(
+            "SELECT pg_try_advisory_lock(%(key)s)", {"key": MIGRATION_LOCK_KEY}
+        ).scalar()
+        conn.commit()  # a session lock: it outlives this transaction
+        return bool(taken)
+
+    def holder() -> str:
+        row = conn.exec_driver_sql(
+            _HOLDER_SQL_NAMED, dict(zip(("high", "low"), lock_key_parts(), strict=True))
+        ).first()
+        conn.commit()
+        return _describe_holder(tuple(row) if row is not None else None)
+
+    wait_for_lock(attempt, holder, database=database, timeout_s=timeout_s, progress=progress)
+    # PostgreSQL 14+: a session whose client died stops within a second, even mid-statement,
+    # rather than at its next result (and the lock goes with it).
+    if conn.exec_driver_sql("SHOW server_version_num").scalar_one() >= "140000":
+        conn.exec_driver_sql("SET client_connection_check_interval = '1s'")
+    conn.commit()
+
+
+def wait_for_lock(
+    attempt: Callable[[], bool],
+    holder: Callable[[], str],
+    *,
+    database: str,
+    timeout_s: float,
+    progress: Progress,
+) -> None:
+    """Poll ``attempt`` until it takes the lock; after ``timeout_s`` (0: never) give up
+    with ``LockTimeoutError`` naming the holder."""
+    deadline = time.monotonic() + timeout_s
+    waited = False
+    while not attempt():
+        if not waited:
+            progress(f"waiting for the migration lock, held by {holder()}")
+            waited = True
+        if timeout_s and time.monotonic() >= deadline:
+            raise LockTimeoutError(
+                f"another run holds the migration lock on database {database!r} "
+                f"({holder()}); gave up after {timeout_s:g}s: try again later or raise "
+                "--lock-timeout"
+            )
+        time.sleep(_POLL_S)
+    if waited:
+        progress("migration lock acquired")
 
 
 def _try_lock(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
@@ -90,13 +147,20 @@ def _try_lock(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
 
 
 def _holder(conn: psycopg.Connection[tuple[object, ...]]) -> str:
-    row = conn.execute(_HOLDER_SQL, lock_key_parts()).fetchone()
+    return _describe_holder(conn.execute(_HOLDER_SQL, lock_key_parts()).fetchone())
+
+
+def _describe_holder(row: tuple[object, ...] | None) -> str:
     if row is None:
         return "a session that just let go"
-    pid, application, started = row
+    pid, application, started, state, since, query = row
     parts = [f"pid {pid}"]
     if application:
         parts.append(str(application))
     if started:
         parts.append(f"session started {started}")
+    if state == "active":
+        parts.append(f"still working (since {since}): {query!r}")
+    elif state:
+        parts.append(f"{state} since {since}")
     return ", ".join(parts)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from toolkit.commands.lock_watch import HeldLock
 from toolkit.commands.locked_step import run_step, step_direction
 from toolkit.commands.server import Progress, ServerInfo, silent
 from toolkit.commands.settings import RunSettings
@@ -54,6 +55,8 @@ class PreflightReport:
     x: Mapping[str, str] = field(default_factory=dict)
     #: Data the step drops, measured by snapshots (not reported by an operation).
     dropped: tuple[DroppedData, ...] = ()
+    #: The table locks the run was seen holding, and for how long (sampled).
+    locks: tuple[HeldLock, ...] = ()
 
     @property
     def lost(self) -> int:
@@ -99,6 +102,7 @@ def preflight(
         seconds=run.seconds,
         x=run.x,
         dropped=run.dropped,
+        locks=run.locks,
     )
 
 
