@@ -70,7 +70,9 @@ def test_retries_are_reported_and_the_blocker_is_named(
     line = assert_one_error(
         outcome, 2, "a table stayed locked", "--lock-timeout 0.3s", "after 2 retries"
     )
-    assert f"pid {pid} ({BLOCKER})" in line
+    assert (
+        f"waiting for ACCESS EXCLUSIVE on public.accounts, blocked by pid {pid} ({BLOCKER})" in line
+    )
     assert "SELECT count(*) FROM accounts" in line
     assert "the database is at b2" in line
     retries = [ln for ln in outcome.err.splitlines() if "retry" in ln and "of 2" in ln]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -24,18 +24,10 @@ import psycopg
 from sqlalchemy import Connection
 
 from toolkit.postgres import connect
+from toolkit.sql.lock_plan import LOCK_MODES
 
-#: PostgreSQL's table lock modes, weakest first.
-LOCK_MODES = (
-    "AccessShareLock",
-    "RowShareLock",
-    "RowExclusiveLock",
-    "ShareUpdateExclusiveLock",
-    "ShareLock",
-    "ShareRowExclusiveLock",
-    "ExclusiveLock",
-    "AccessExclusiveLock",
-)
+#: The table lock modes as ``pg_locks`` spells them (``AccessExclusiveLock``), weakest first.
+PG_LOCK_MODES = tuple(m.title().replace(" ", "") + "Lock" for m in LOCK_MODES)
 
 _LOCKS_SQL = """
 SELECT n.nspname, c.relname, l.mode, l.granted
@@ -56,17 +48,12 @@ _ALIVE_SQL = "SELECT 1 FROM pg_stat_activity WHERE pid = %s"
 
 
 def _rank(lock: HeldLock) -> int:
-    return LOCK_MODES.index(lock.mode)
+    return PG_LOCK_MODES.index(lock.mode)
 
 
 def sql_mode(mode: str) -> str:
     """``AccessExclusiveLock`` -> ``ACCESS EXCLUSIVE`` (as ``LOCK TABLE`` spells it)."""
-    words: list[str] = []
-    for ch in mode.removesuffix("Lock"):
-        if ch.isupper() and words:
-            words.append(" ")
-        words.append(ch.upper())
-    return "".join(words)
+    return LOCK_MODES[PG_LOCK_MODES.index(mode)]
 
 
 @dataclass(frozen=True)
@@ -113,6 +100,8 @@ class LockSamples:
 
     held: dict[tuple[str, str, str], HeldLock] = field(default_factory=dict)
     blockers: tuple[Blocker, ...] = ()
+    #: The last table lock seen requested and not granted.
+    waiting: HeldLock | None = None
     lost: bool = False
     samples: int = 0
 
@@ -130,15 +119,6 @@ class LockSamples:
                     shown.append(lock)
                     strongest = _rank(lock)
         return shown
-
-    def strongest(self) -> list[HeldLock]:
-        """Per table, the strongest mode held, tables in (schema, name) order."""
-        best: dict[tuple[str, str], HeldLock] = {}
-        for lock in self.held.values():
-            key = (lock.schema, lock.table)
-            if key not in best or LOCK_MODES.index(lock.mode) > LOCK_MODES.index(best[key].mode):
-                best[key] = lock
-        return [best[k] for k in sorted(best)]
 
 
 class LockWatcher(threading.Thread):
@@ -196,6 +176,7 @@ class LockWatcher(threading.Thread):
                 lock.last_s = now
                 continue
             # Still queued: the hold starts when it is granted.
+            self.samples.waiting = lock
             if lock.wait_started_s is None:
                 lock.wait_started_s = now
             lock.waited_s = now - lock.wait_started_s
@@ -216,11 +197,18 @@ def backend_pid(conn: Connection) -> int:
     return int(pid)  # type: ignore[arg-type]
 
 
-def blocked_by(blockers: Sequence[Blocker]) -> str:
-    """``blocked by pid 12 (app), idle in transaction since 10:01:02: 'SELECT ...'``."""
-    if not blockers:
-        return "no blocking session was seen (it let go, or waited less than a sample)"
-    return "blocked by " + "; ".join(b.describe() for b in blockers)
+def blocked_by(samples: LockSamples) -> str:
+    """``waiting for ACCESS EXCLUSIVE on public.t, blocked by pid 12 (app), idle in
+    transaction since 10:01:02: 'SELECT ...'``: what the watcher saw last."""
+    waiting = samples.waiting
+    wanted = (
+        f"waiting for {sql_mode(waiting.mode)} on {waiting.schema}.{waiting.table}, "
+        if waiting is not None
+        else ""
+    )
+    if not samples.blockers:
+        return wanted + "no blocking session was seen (it let go, or waited less than a sample)"
+    return wanted + "blocked by " + "; ".join(b.describe() for b in samples.blockers)
 
 
 @contextmanager

@@ -236,7 +236,7 @@ def _retry_line(
     where = step.name if step is not None else "the migration"
     return (
         f"{where}: a table stayed locked for longer than --lock-timeout "
-        f"{settings.lock_timeout_s:g}s ({blocked_by(samples.blockers)}); the revision was "
+        f"{settings.lock_timeout_s:g}s ({blocked_by(samples)}); the revision was "
         f"rolled back; retry {retry} of {settings.lock_retries} in {pause:.1f}s"
     )
 
@@ -349,7 +349,7 @@ def _failed(
     """The failure of a rolled-back run; raises the error of every other case."""
     if exc.connection_invalidated:
         raise connection_lost(exc, timeline, project, url, rollback) from None
-    blockers = blocked_by(samples.blockers)
+    blockers = blocked_by(samples)
     if rollback:
         return _rolled_back_failure(exc, timeline.running, url, settings, blockers)
     raise failed_revision(exc, timeline, project, url, settings, blockers) from None

@@ -1,0 +1,207 @@
+"""Which table locks a list of statements takes, so that a revision can take them all first.
+
+PostgreSQL takes a table's lock when a statement first touches it and keeps it until the
+transaction ends. A revision that touches tables one after the other therefore holds some
+locks while it waits for the next: with an application transaction that locks the same
+tables in another order, that is a deadlock. Taking every lock the revision will need at
+its start, in one global order and in the strongest mode needed, removes every later wait.
+
+``needed_locks`` reads the statements (as the toolkit's operations print them) and returns
+one ``(schema, table, mode)`` per existing table, strongest mode, sorted by (schema,
+table). Modes follow PostgreSQL's documentation of each command:
+
+- ``ALTER TABLE t ADD CONSTRAINT ... FOREIGN KEY ... REFERENCES r``: SHARE ROW EXCLUSIVE
+  on ``t`` and ``r``; any other ``ALTER TABLE t``: ACCESS EXCLUSIVE on ``t``, and on the
+  referenced table of each foreign key it drops (``DROP COLUMN``, ``DROP CONSTRAINT``: the
+  key's triggers live there too);
+- ``DROP TABLE t``: ACCESS EXCLUSIVE on ``t`` and on the tables its foreign keys reference;
+- ``CREATE INDEX ... ON t``: SHARE; ``INSERT``/``UPDATE``/``DELETE``: ROW EXCLUSIVE;
+  ``LOCK TABLE``: the mode it names; ``ANALYZE``: SHARE UPDATE EXCLUSIVE.
+
+Tables the statements create are left out (nobody else can hold them), and so is the
+toolkit's own ``lossless_stash`` (no application touches it; another run is kept out by
+the migration lock).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from toolkit.sql.idents import Sql, literal, qualified, render
+
+#: PostgreSQL's table lock modes, weakest first (``LOCK TABLE ... IN <mode> MODE``).
+LOCK_MODES = (
+    "ACCESS SHARE",
+    "ROW SHARE",
+    "ROW EXCLUSIVE",
+    "SHARE UPDATE EXCLUSIVE",
+    "SHARE",
+    "SHARE ROW EXCLUSIVE",
+    "EXCLUSIVE",
+    "ACCESS EXCLUSIVE",
+)
+STASH_TABLE = "lossless_stash"
+
+_NAME = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
+_TABLE = rf"(?P<table>{_NAME}(?:\.{_NAME})?)"
+_ALTER = re.compile(rf"^ALTER TABLE (?:IF EXISTS )?(?:ONLY )?{_TABLE}\s+(?P<rest>.*)$", re.S | re.I)
+_FK = re.compile(rf"FOREIGN KEY\s*\([^)]*\)\s*REFERENCES\s+{_TABLE}", re.I)
+_DROP_COLUMN = re.compile(rf"DROP COLUMN (?:IF EXISTS )?(?P<name>{_NAME})", re.I)
+_DROP_CONSTRAINT = re.compile(rf"DROP CONSTRAINT (?:IF EXISTS )?(?P<name>{_NAME})", re.I)
+_DROP_TABLE = re.compile(rf"^DROP TABLE (?:IF EXISTS )?{_TABLE}", re.I)
+_CREATE_TABLE = re.compile(rf"^CREATE (?:UNLOGGED )?TABLE (?:IF NOT EXISTS )?{_TABLE}", re.I)
+_CREATE_INDEX = re.compile(
+    rf"^CREATE (?:UNIQUE )?INDEX (?:IF NOT EXISTS )?(?:{_NAME} )?ON (?:ONLY )?{_TABLE}", re.I
+)
+_DML = re.compile(rf"^(?:INSERT INTO|UPDATE|DELETE FROM) (?:ONLY )?{_TABLE}", re.I)
+_LOCK = re.compile(r"^LOCK (?:TABLE )?(?P<tables>.*?) IN (?P<mode>[A-Z ]+?) MODE", re.S | re.I)
+_ANALYZE = re.compile(rf"^ANALYZE (?:VERBOSE )?{_TABLE}", re.I)
+
+
+@dataclass(frozen=True, order=True)
+class NeededLock:
+    """A table lock a revision needs: ``LOCK TABLE schema.table IN mode MODE``."""
+
+    schema: str
+    table: str
+    mode: str
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Something a statement drops whose foreign keys lock their referenced tables."""
+
+    schema: str
+    table: str
+    #: ``("column", name)``, ``("constraint", name)`` or ``("table", "")``.
+    kind: str
+    name: str
+
+
+#: Given what is dropped, the (schema, table) its foreign keys reference (a catalog lookup).
+Referents = Callable[[Drop], Sequence[tuple[str, str]]]
+
+
+def needed_locks(
+    statements: Iterable[str], *, schema: str, referents: Referents | None = None
+) -> list[NeededLock]:
+    """One lock per existing table ``statements`` touch: strongest mode, (schema, table) order.
+
+    ``schema`` qualifies unqualified names (the search path's first schema); ``referents``
+    finds the tables that dropped foreign keys reference (omitted: none are added).
+    """
+    created: set[tuple[str, str]] = set()
+    wanted: list[NeededLock] = []
+    for statement in statements:
+        text = _strip_comments(statement).strip()
+        found, drops, new = _locks_of(text, schema)
+        created |= new
+        wanted += found
+        for drop in drops:
+            wanted += [NeededLock(s, t, "ACCESS EXCLUSIVE") for s, t in (referents or _none)(drop)]
+    strongest: dict[tuple[str, str], NeededLock] = {}
+    for lock in wanted:
+        key = (lock.schema, lock.table)
+        if key in created or lock.table == STASH_TABLE:
+            continue
+        held = strongest.get(key)
+        if held is None or LOCK_MODES.index(lock.mode) > LOCK_MODES.index(held.mode):
+            strongest[key] = lock
+    return [strongest[key] for key in sorted(strongest)]
+
+
+def _none(drop: Drop) -> Sequence[tuple[str, str]]:
+    del drop
+    return ()
+
+
+def _locks_of(text: str, schema: str) -> tuple[list[NeededLock], list[Drop], set[tuple[str, str]]]:
+    if match := _CREATE_TABLE.match(text):
+        refs = [_split(m["table"], schema) for m in _FK.finditer(text)]
+        return (
+            [NeededLock(*r, "SHARE ROW EXCLUSIVE") for r in refs],
+            [],
+            {_split(match["table"], schema)},
+        )
+    if match := _ALTER.match(text):
+        table = _split(match["table"], schema)
+        rest = match["rest"]
+        fks = [_split(m["table"], schema) for m in _FK.finditer(rest)]
+        only_fk = bool(fks) and re.match(r"^ADD CONSTRAINT \S+ FOREIGN KEY", rest, re.I)
+        mode = "SHARE ROW EXCLUSIVE" if only_fk else "ACCESS EXCLUSIVE"
+        drops = [Drop(*table, "column", _unquote(m["name"])) for m in _DROP_COLUMN.finditer(rest)]
+        drops += [
+            Drop(*table, "constraint", _unquote(m["name"])) for m in _DROP_CONSTRAINT.finditer(rest)
+        ]
+        locks = [NeededLock(*table, mode), *(NeededLock(*r, "SHARE ROW EXCLUSIVE") for r in fks)]
+        return locks, drops, set()
+    if match := _DROP_TABLE.match(text):
+        table = _split(match["table"], schema)
+        return [NeededLock(*table, "ACCESS EXCLUSIVE")], [Drop(*table, "table", "")], set()
+    for pattern, mode in (
+        (_CREATE_INDEX, "SHARE"),
+        (_DML, "ROW EXCLUSIVE"),
+        (_ANALYZE, "SHARE UPDATE EXCLUSIVE"),
+    ):
+        if match := pattern.match(text):
+            return [NeededLock(*_split(match["table"], schema), mode)], [], set()
+    if match := _LOCK.match(text):
+        mode = " ".join(match["mode"].upper().split())
+        tables = [t.strip() for t in match["tables"].split(",")]
+        return [NeededLock(*_split(t, schema), mode) for t in tables if t], [], set()
+    return [], [], set()
+
+
+def _split(name: str, schema: str) -> tuple[str, str]:
+    parts = re.findall(_NAME, name)
+    if len(parts) == 2:
+        return _unquote(parts[0]), _unquote(parts[1])
+    return schema, _unquote(parts[0])
+
+
+def _unquote(name: str) -> str:
+    if name.startswith('"'):
+        return name[1:-1].replace('""', '"')
+    return name.lower()
+
+
+def _strip_comments(statement: str) -> str:
+    return "\n".join(line for line in statement.splitlines() if not line.lstrip().startswith("--"))
+
+
+def lock_statement(lock: NeededLock) -> Sql:
+    """``LOCK TABLE schema.table IN <mode> MODE``."""
+    if lock.mode not in LOCK_MODES:
+        raise ValueError(f"not a table lock mode: {lock.mode!r}")
+    return sql.SQL("LOCK TABLE {} IN {} MODE").format(
+        qualified(lock.table, lock.schema), sql.SQL(lock.mode)
+    )
+
+
+#: The foreign keys a drop removes, and the tables they reference (one catalog query).
+REFERENTS_SQL = """
+SELECT rn.nspname, r.relname
+FROM pg_constraint AS c
+JOIN pg_class AS r ON r.oid = c.confrelid
+JOIN pg_namespace AS rn ON rn.oid = r.relnamespace
+WHERE c.contype = 'f' AND c.conrelid = to_regclass({table})
+  AND ({kind} = 'table'
+       OR ({kind} = 'constraint' AND c.conname = {name})
+       OR ({kind} = 'column' AND EXISTS (
+            SELECT FROM pg_attribute AS a
+            WHERE a.attrelid = c.conrelid AND a.attname = {name} AND a.attnum = ANY(c.conkey))))
+ORDER BY 1, 2
+"""
+
+
+def referents_query(drop: Drop) -> Sql:
+    """The query behind ``Referents`` online (rows of (schema, table))."""
+    return sql.SQL(REFERENTS_SQL).format(
+        table=literal(render(qualified(drop.table, drop.schema))),
+        kind=literal(drop.kind),
+        name=literal(drop.name),
+    )
