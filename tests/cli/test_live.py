@@ -157,7 +157,10 @@ def test_a_lost_lock_session_stops_the_run_and_rolls_back(
     pid = _migration_session(conn)
     # the session that holds the migration lock is the one that migrates
     holder = conn.execute(
-        text("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted")
+        text(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
     ).scalar()
     assert holder == pid
     conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
