@@ -63,6 +63,7 @@ Direction = Literal["upgrade", "downgrade"]
 #: SQLSTATEs of a lock_timeout and of a statement_timeout (or a cancel).
 LOCK_NOT_AVAILABLE = "55P03"
 QUERY_CANCELED = "57014"
+DEADLOCK_DETECTED = "40P01"
 
 # The URL Alembic is given during a rolled-back run: an env.py that ignores the connection
 # we pass and opens its own would commit for real, so it must fail to connect instead.
@@ -163,7 +164,7 @@ def run_step(
                         retries=0 if rollback else settings.lock_retries,
                         lock_not_available=_lock_not_available,
                         on_retry=lambda n, pause, exc: progress(
-                            _retry_line(timeline, settings, locks.samples, n, pause)
+                            _retry_line(timeline, settings, locks.samples, exc, n, pause)
                         ),
                     )
                     if start is not None:
@@ -224,20 +225,33 @@ def _running(timeline: Timeline) -> tuple[str | None, int]:
 
 
 def _lock_not_available(exc: Exception) -> bool:
-    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == (
-        LOCK_NOT_AVAILABLE
+    """A lock timeout, or the revision chosen as a deadlock's victim: rolled back, retryable."""
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in (
+        LOCK_NOT_AVAILABLE,
+        DEADLOCK_DETECTED,
     )
 
 
 def _retry_line(
-    timeline: Timeline, settings: RunSettings, samples: LockSamples, retry: int, pause: float
+    timeline: Timeline,
+    settings: RunSettings,
+    samples: LockSamples,
+    error: Exception,
+    retry: int,
+    pause: float,
 ) -> str:
     step = timeline.running
     where = step.name if step is not None else "the migration"
+    deadlock = getattr(getattr(error, "orig", None), "sqlstate", None) == DEADLOCK_DETECTED
+    reason = (
+        "deadlock with another session (this revision was the one aborted)"
+        if deadlock
+        else f"a table stayed locked for longer than --lock-timeout {settings.lock_timeout_s:g}s"
+        f" ({blocked_by(samples)})"
+    )
     return (
-        f"{where}: a table stayed locked for longer than --lock-timeout "
-        f"{settings.lock_timeout_s:g}s ({blocked_by(samples)}); the revision was "
-        f"rolled back; retry {retry} of {settings.lock_retries} in {pause:.1f}s"
+        f"{where}: {reason}; the revision was rolled back; retry {retry} of "
+        f"{settings.lock_retries} in {pause:.1f}s"
     )
 
 
