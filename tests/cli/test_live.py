@@ -228,6 +228,7 @@ def test_preflight_reports_each_tables_locks_and_how_long_they_were_held(
     assert held["waited_s"] == 0
     assert revision_of(conn) == ["a1"]
 
-    text_report = run_lossless(*args, "preflight")
+    assert "table locks" not in run_lossless(*args, "preflight").out
+    text_report = run_lossless(*args, "preflight", "--locks")
     row = next(ln for ln in text_report.out.splitlines() if ln.startswith("public.accounts"))
     assert row.split()[1:4] == ["SHARE", "ROW", "EXCLUSIVE"]

@@ -49,12 +49,24 @@ def downgrade(run: Run, revision: str, x: dict[str, str], as_json: bool) -> None
 
 @click.command(cls=TakesRelativeRevision)
 @click.argument("revision", default="heads")
+@click.option(
+    "--locks",
+    "show_locks",
+    is_flag=True,
+    help="Also list, per table, each lock mode the run took, when, and how long it was "
+    "held (sampled from pg_locks; always in --json).",
+)
 @x_option
 @json_option
 @pass_run
 @click.pass_context
 def preflight(
-    ctx: click.Context, run: Run, revision: str, x: dict[str, str], as_json: bool
+    ctx: click.Context,
+    run: Run,
+    revision: str,
+    show_locks: bool,
+    x: dict[str, str],
+    as_json: bool,
 ) -> None:
     """Preview a step on the real data, then roll it back.
 
@@ -67,7 +79,7 @@ def preflight(
     if as_json:
         emit_json("preflight", render.preflight_json(report))
     else:
-        emit(render.preflight(report))
+        emit(render.preflight(report, locks=show_locks))
     if not report.ok:
         ctx.exit(EXIT_DATA)
 

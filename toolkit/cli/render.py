@@ -110,8 +110,8 @@ def migration(report: MigrationReport) -> str:
     return "\n".join(lines)
 
 
-def preflight(report: PreflightReport) -> str:
-    """What a step would do, with the verdict last."""
+def preflight(report: PreflightReport, *, locks: bool = False) -> str:
+    """What a step would do, with the verdict last (``locks``: and the table locks)."""
     lines = [
         f"preflight {report.direction} {report.target} on database {report.database!r}: "
         f"{ids(report.before)} -> {_goal(report)}{with_x(report.x)} in "
@@ -125,7 +125,7 @@ def preflight(report: PreflightReport) -> str:
         lines += notes(report.operations)
     else:
         lines.append("no toolkit operation reported counts (plain Alembic revisions)")
-    if report.locks:
+    if locks and report.locks:
         lines += ["", *locks_table(report.locks, report.operations)]
     lines += ["", f"verdict: {verdict(report)}"]
     return "\n".join(lines)
