@@ -104,6 +104,8 @@ class LockSamples:
     waiting: HeldLock | None = None
     lost: bool = False
     samples: int = 0
+    #: Table locks (schema, table, mode) left out: held by the toolkit before the run.
+    ignored: frozenset[tuple[str, str, str]] = frozenset()
 
     def escalations(self) -> list[HeldLock]:
         """Per table (in (schema, table) order), each mode that was stronger than every
@@ -146,6 +148,16 @@ class LockWatcher(threading.Thread):
         self.join(timeout=10)
         return self.samples
 
+    def ignore_held_now(self, conn: Connection, pid: int) -> None:
+        """Leave out the table locks backend ``pid`` holds now, on ``conn`` (its own
+        session): preflight's snapshot reads every table before the revisions run, and
+        those ACCESS SHARE locks are the toolkit's, not the revisions'."""
+        rows = conn.exec_driver_sql(_LOCKS_SQL, (pid,)).all()
+        ignored = frozenset((str(r[0]), str(r[1]), str(r[2])) for r in rows if r[3])
+        self.samples.ignored = ignored
+        for key in ignored:
+            self.samples.held.pop(key, None)
+
     def run(self) -> None:
         try:
             with connect(self.url) as conn:
@@ -168,6 +180,8 @@ class LockWatcher(threading.Thread):
         reported, self._reported = self._reported, now_reported
         for schema, table, mode, granted in conn.execute(_LOCKS_SQL, (self.pid,)):
             key = (str(schema), str(table), str(mode))
+            if key in self.samples.ignored:
+                continue
             lock = self.samples.held.get(key)
             if lock is None:
                 lock = HeldLock(key[0], key[1], key[2], step, reported, now, now)

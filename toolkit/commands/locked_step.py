@@ -149,6 +149,8 @@ def run_step(
                 where.timeline = timeline
                 transaction = conn.begin() if rollback else None
                 start = mark_start(conn, excluded) if rollback else None
+                if start is not None:
+                    locks.ignore_held_now(conn, pid)
                 dropped: list[DroppedData] = []
                 after = before
                 try:
