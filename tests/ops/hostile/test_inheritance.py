@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine
 
-from tests.ops.hostile.harness import DROPPING, assert_exact, assert_refused, setup
+from tests.ops.hostile.harness import (
+    DROPPING,
+    assert_exact,
+    assert_refused,
+    exact,
+    round_trip,
+    setup,
+)
 from toolkit.ops import StashColumnInJsonbOp
 
 #: archived_sprints inherits sprints; its ids overlap the parent's.
@@ -48,6 +55,14 @@ DROP TABLE sprints_old;
 def test_stash_on_a_partitioned_table(lossless_engine: Engine) -> None:
     setup(lossless_engine, PARTITIONED)
 
-    assert_exact(
+    before, after = round_trip(
         lossless_engine, StashColumnInJsonbOp("sprints", "goal_id", jsonb_column="metadata")
     )
+    differences = exact(before, after)
+    if differences and lossless_engine.dialect.server_version_info >= (18,):
+        # PostgreSQL 18 records NOT NULL as a named constraint. Here the original one is
+        # named sprints_goal_id_not_null1 (the renamed old table held the plain name when it
+        # was made); the restored column gets the default name. Only that may differ.
+        assert all("_not_null" in line for line in differences), differences
+        pytest.xfail("PostgreSQL 18: the restored NOT NULL constraint gets the default name")
+    assert differences == []
