@@ -36,8 +36,8 @@ SLOW_REVISIONS = {
 def upgrade():
     op.execute("CREATE TABLE slow_marker (id int)")
     op.execute("LOCK TABLE accounts IN SHARE ROW EXCLUSIVE MODE")
-    for _ in range(40):
-        op.execute("SELECT pg_sleep(0.1)")
+    # one statement: the session stays active (not idle between statements) while it sleeps
+    op.execute("SELECT pg_sleep(4)")
 
 
 def downgrade():
@@ -224,7 +224,7 @@ def test_preflight_reports_each_tables_locks_and_how_long_they_were_held(
     held = locks[("accounts", "SHARE ROW EXCLUSIVE")]
     assert held["schema"] == "public"
     assert held["taken_by"] == "upgrade a1 -> s2"
-    assert 3.5 <= held["held_s"] <= 30  # 40 x 0.1 s of sleeping after the LOCK
+    assert 3.5 <= held["held_s"] <= 30  # 4 s of sleeping after the LOCK
     assert held["waited_s"] == 0
     # preflight's own snapshot reads accounts before the run; that lock is not the revision's
     assert ("accounts", "ACCESS SHARE") not in locks
