@@ -65,11 +65,6 @@ LOCK_NOT_AVAILABLE = "55P03"
 QUERY_CANCELED = "57014"
 DEADLOCK_DETECTED = "40P01"
 
-# The URL Alembic is given during a rolled-back run: an env.py that ignores the connection
-# we pass and opens its own would commit for real, so it must fail to connect instead.
-_NO_SUCH_SOCKET_DIR = "lossless-preflight-runs-on-the-given-connection-only"
-_UNREACHABLE_URL = f"postgresql://preflight@/preflight?host=/{_NO_SUCH_SOCKET_DIR}"
-
 
 @dataclass(frozen=True)
 class StepRun:
@@ -407,12 +402,6 @@ def _rolled_back_failure(
     exc: DBAPIError, step: Step | None, url: str, settings: RunSettings, blockers: str
 ) -> str:
     """What a preflight reports for a database error (some errors are raised)."""
-    if _NO_SUCH_SOCKET_DIR in str(exc):
-        raise UsageError(
-            "preflight needs the project's env.py to run on the connection it is given "
-            "(config.attributes['connection']), as toolkit.alembic_env.run_migrations() does; "
-            "this one opens its own, which would commit"
-        ) from None
     detail = scrub(database_message(exc), url)
     if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
         raise LockTimeoutError(
