@@ -25,7 +25,7 @@ from sqlalchemy.pool import NullPool
 
 from bench.harness import Timer, bench_server, parser, peak_rss_mb, print_table
 from toolkit import migrate
-from toolkit.catalog import get_scenario
+from toolkit.bundled import get_scenario
 from toolkit.postgres import Server, connect, create_database, drop_database
 from toolkit.postgres.url import database_name, sqlalchemy_url
 from toolkit.verify import Snapshot, diff, take_snapshot

@@ -22,7 +22,7 @@ from sqlalchemy.pool import NullPool
 from tests.cli.launcher import Launcher
 from tests.cli.project import write_project
 from toolkit import migrate
-from toolkit.catalog import get_scenario
+from toolkit.bundled import get_scenario
 from toolkit.migrate import Project
 from toolkit.postgres import Server, scratch_database, sqlalchemy_url
 from toolkit.postgres.url import database_name

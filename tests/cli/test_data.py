@@ -16,7 +16,7 @@ from tests.cli.conftest import (
     run_lossless,
 )
 from tests.cli.project import LOSSY_REVISIONS, write_project
-from toolkit.catalog import get_scenario
+from toolkit.bundled import get_scenario
 
 
 def _counts(conn: Connection) -> dict[str, int]:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from tests.cli.conftest import assert_one_error, run_lossless
-from toolkit.catalog import all_scenarios
+from toolkit.bundled import all_scenarios
 
 #: Nothing listens on port 1: a command that needs no database must not try to connect.
 UNREACHABLE = "postgresql://dba:N0t-Used-Pw@127.0.0.1:1/nowhere"

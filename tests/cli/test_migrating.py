@@ -16,7 +16,7 @@ from tests.cli.conftest import (
     revision_of,
     run_lossless,
 )
-from toolkit.catalog import get_scenario
+from toolkit.bundled import get_scenario
 
 
 def _add_accounts(conn: Connection, *emails: str) -> None:

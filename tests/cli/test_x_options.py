@@ -22,7 +22,7 @@ from tests.cli.conftest import (
     run_lossless,
 )
 from toolkit import migrate
-from toolkit.catalog import get_scenario
+from toolkit.bundled import get_scenario
 from toolkit.migrate import Project
 from toolkit.verify import Snapshot, diff, take_snapshot
 

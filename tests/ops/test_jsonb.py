@@ -44,7 +44,7 @@ def test_stash_then_restore_round_trip(conn: Connection, lossless_engine: Engine
     [result] = run_ops(lossless_engine, stash("commitments", "goal_id"))
 
     assert result.counts == {"stashed": 8, "lost": 0}  # rows 3, 6, 9, 12 hold NULL
-    assert (result.table, result.column) == ("commitments", "goal_id")
+    assert (result.loss_table, result.column) == ("commitments", "goal_id")
     assert "dropped foreign key commitments_goal_id_fkey" in result.notes
     meta = dict(rows(conn, "SELECT title, metadata::text FROM commitments"))
     g = {i: uid(f"goal{i % 5 + 1}") for i in range(1, 13)}

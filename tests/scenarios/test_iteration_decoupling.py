@@ -28,7 +28,7 @@ from scenarios.iteration_decoupling import (
     write_new_shape,
 )
 from toolkit import migrate
-from toolkit.catalog import get_scenario
+from toolkit.bundled import get_scenario
 from toolkit.errors import DataRefusedError
 from toolkit.migrate import Project
 from toolkit.ops.results import OpResult

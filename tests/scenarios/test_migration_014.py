@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, Row
 from sqlalchemy.pool import NullPool
 
 from toolkit import migrate
-from toolkit.catalog import get_scenario
+from toolkit.bundled import get_scenario
 from toolkit.errors import DataRefusedError, UsageError
 from toolkit.migrate import Project
 from toolkit.ops.results import OpResult

@@ -20,40 +20,10 @@ from toolkit.commands import (
 from toolkit.commands import revision_ids as ids
 from toolkit.commands.lock_watch import HeldLock, sql_mode
 from toolkit.ops.results import COUNT_KEYS
+from toolkit.text_table import table
 
 #: Always shown, even at 0: a reader must see that nothing was lost, not guess it.
 _ALWAYS = ("moved", "stashed", "restored", "collapsed", "lost")
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A fixed-width table; numbers right-aligned, text left-aligned."""
-    cells = [[_cell(v) for v in row] for row in rows]
-    numeric = [
-        all(isinstance(row[i], int | float) or row[i] is None for row in rows) and bool(rows)
-        for i in range(len(headers))
-    ]
-    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
-
-    def line(values: Sequence[str]) -> str:
-        padded = (
-            v.rjust(w) if right else v.ljust(w)
-            for v, w, right in zip(values, widths, numeric, strict=True)
-        )
-        return "  ".join(padded).rstrip()
-
-    out = [line(headers), line(["-" * w for w in widths])]
-    out += [line(r) for r in cells]
-    return "\n".join(out)
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
 
 
 def _count_keys(operations: Sequence[TimedResult]) -> list[str]:
@@ -242,7 +212,7 @@ def scenarios(found: Sequence[ScenarioInfo]) -> str:
 def operation_json(t: TimedResult) -> dict[str, Any]:
     """One operation's outcome."""
     return {
-        "table": t.result.table,
+        "table": t.result.loss_table,
         "column": t.result.column,
         "operation": t.result.operation,
         "counts": dict(t.result.counts),
@@ -322,7 +292,7 @@ def _taken_by(lock: HeldLock, operations: Sequence[TimedResult]) -> str:
     """The operation under way when the lock was first seen, else the revision step."""
     if lock.operations_before < len(operations):
         result = operations[lock.operations_before].result
-        return f"{result.operation} ({result.table}.{result.column})"
+        return f"{result.operation} ({result.loss_table}.{result.column})"
     return lock.step or "-"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from toolkit.catalog import all_scenarios, get_scenario
+from toolkit.bundled import all_scenarios, get_scenario
 from toolkit.errors import UsageError
 from toolkit.migrate import Project
 from toolkit.scenario import Scenario

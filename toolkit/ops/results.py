@@ -24,20 +24,21 @@ COUNT_KEYS = ("moved", "stashed", "restored", "collapsed", "lost", "dropped", "f
 class OpResult:
     """The outcome of one operation run.
 
-    ``table`` is the table the data comes from, where a declared loss shows (the junction
-    for a collapse, the child table for ``move_fk_to_parent``); ``column`` the column of
-    ``table`` whose data moved (the stashed or restored column for stash / restore, the
-    junction's referent column for a collapse), None when an operation names none.
+    ``loss_table`` is the table the data comes from, where a declared loss shows (the
+    junction for a collapse, the child table for ``move_fk_to_parent``); ``column`` the
+    column of ``loss_table`` whose data moved (the stashed or restored column for stash /
+    restore, the junction's referent column for a collapse), None when an operation names
+    none.
     ``counts`` maps a key of ``COUNT_KEYS`` to a row count (absent in offline mode, where
     nothing is known); ``lost`` is the declared data loss, always reported, possibly 0.
 
     ``description`` is the operation's ``describe()`` (what logs and reports print of
     the operation itself). ``column`` and ``description`` are keyword-only, so results
-    built positionally as ``OpResult(operation, table, counts)`` keep working.
+    built positionally as ``OpResult(operation, loss_table, counts)`` keep working.
     """
 
     operation: str
-    table: str
+    loss_table: str
     column: str | None = field(default=None, kw_only=True)
     counts: Mapping[str, int] = field(default_factory=dict)
     offline: bool = False
@@ -50,11 +51,11 @@ class OpResult:
 
     @property
     def where(self) -> str:
-        """``table.column``, or ``table`` when no column is named."""
-        return f"{self.table}.{self.column}" if self.column else self.table
+        """``loss_table.column``, or ``loss_table`` when no column is named."""
+        return f"{self.loss_table}.{self.column}" if self.column else self.loss_table
 
     def summary(self) -> str:
-        """One line: ``operation: counts (table.column)``."""
+        """One line: ``operation: counts (loss_table.column)``."""
         if self.offline:
             return f"{self.operation} ({self.where}; offline: counts unknown)"
         shown = ", ".join(f"{k} {v}" for k, v in self.counts.items())

@@ -15,7 +15,7 @@ from toolkit.roundtrip.report import (
     RoundTripReport,
     StepReport,
 )
-from toolkit.roundtrip.scenario import run_scenario_roundtrip
+from toolkit.roundtrip.scenario_run import run_scenario_roundtrip
 from toolkit.roundtrip.settings import AllowedLoss, RoundTripSettings, load_settings
 
 __all__ = [

@@ -62,7 +62,7 @@ def drop_candidates(
     A table whose exact data reappears under another name is a rename, not a drop. Tables
     and columns an operation reported on are left out (its counts say what happened).
     """
-    reported = {(r.table, r.column) for r in operations}
+    reported = {(r.loss_table, r.column) for r in operations}
     reported_tables = {t for t, _ in reported}
     found: SnapshotDiff = diff(before, after)
     missing = [

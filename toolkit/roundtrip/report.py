@@ -146,7 +146,7 @@ class StepReport:
             "operations": [
                 {
                     "operation": r.operation,
-                    "table": r.table,
+                    "table": r.loss_table,
                     "counts": dict(r.counts),
                     "offline": r.offline,
                     "notes": list(r.notes),
@@ -230,13 +230,13 @@ class RoundTripReport:
 
     def render(self) -> str:
         """The human report: a summary table, then one section per step."""
-        from toolkit.roundtrip.render import render_report
+        from toolkit.roundtrip.report_text import render_report
 
         return render_report(self)
 
     def render_failures(self) -> str:
         """Only the failed steps, each in a titled section (revision, table, counts, keys)."""
-        from toolkit.roundtrip.render import render_failures
+        from toolkit.roundtrip.report_text import render_failures
 
         return render_failures(self)
 

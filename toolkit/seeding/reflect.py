@@ -109,7 +109,7 @@ class ForeignKey:
 
 
 @dataclass(frozen=True)
-class Check:
+class CheckConstraint:
     """A check constraint: the columns it reads and its expression."""
 
     name: str
@@ -125,7 +125,7 @@ class TableInfo:
     columns: tuple[ColumnInfo, ...]
     unique_sets: tuple[tuple[str, ...], ...] = ()
     foreign_keys: tuple[ForeignKey, ...] = ()
-    checks: tuple[Check, ...] = ()
+    checks: tuple[CheckConstraint, ...] = ()
     key: tuple[str, ...] = ()
 
     def column(self, name: str) -> ColumnInfo:
@@ -160,7 +160,7 @@ def reflect_tables(conn: Connection, schema: str) -> dict[str, TableInfo]:
     uniques: defaultdict[str, list[tuple[str, ...]]] = defaultdict(list)
     keys: dict[str, tuple[str, ...]] = {}
     fks: defaultdict[str, list[ForeignKey]] = defaultdict(list)
-    checks: defaultdict[str, list[Check]] = defaultdict(list)
+    checks: defaultdict[str, list[CheckConstraint]] = defaultdict(list)
     for table, name, kind, cols, ref_table, ref_schema, ref_cols, expr in conn.execute(
         _CONSTRAINTS, params
     ):
@@ -171,7 +171,7 @@ def reflect_tables(conn: Connection, schema: str) -> dict[str, TableInfo]:
         elif kind == "f":
             fks[table].append(ForeignKey(name, tuple(cols), ref_schema, ref_table, tuple(ref_cols)))
         elif expr is not None:
-            checks[table].append(Check(name, tuple(cols), expr))
+            checks[table].append(CheckConstraint(name, tuple(cols), expr))
     for table, cols in conn.execute(_UNIQUE_INDEXES, params):
         if cols:
             uniques[table].append(tuple(cols))

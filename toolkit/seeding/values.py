@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from toolkit.seeding.reflect import Check, ColumnInfo
+from toolkit.seeding.reflect import CheckConstraint, ColumnInfo
 
 _PRIMES = (7919, 104729, 1299709, 15485863, 32452843, 49979687)
 _LITERAL = re.compile(r"'((?:[^']|'')*)'")
@@ -67,7 +67,7 @@ class ValueContext:
         )
 
 
-def allowed_values(column: str, checks: tuple[Check, ...]) -> tuple[str, ...]:
+def allowed_values(column: str, checks: tuple[CheckConstraint, ...]) -> tuple[str, ...]:
     """The literals of an enum-like check on ``column`` alone (``col = ANY (ARRAY[...])``)."""
     for check in checks:
         if check.columns == (column,) and _ENUM_CHECK.search(check.expression):
@@ -75,7 +75,7 @@ def allowed_values(column: str, checks: tuple[Check, ...]) -> tuple[str, ...]:
     return ()
 
 
-def check_literals(column: str, checks: tuple[Check, ...]) -> tuple[str, ...]:
+def check_literals(column: str, checks: tuple[CheckConstraint, ...]) -> tuple[str, ...]:
     """The constants checks compare ``column`` with (``col = 'x'``, ``col >= 10``).
 
     Integers come with their neighbours, so that both sides of a bound are tried.

@@ -23,10 +23,10 @@ from typing import Any
 from psycopg import sql
 from sqlalchemy import Connection
 
-from toolkit.verify.catalog import read_row_keys
 from toolkit.verify.compose import execute, table_ref
 from toolkit.verify.session import canonical_settings
 from toolkit.verify.snapshot import DEFAULT_EXCLUDED_TABLES
+from toolkit.verify.structure import read_row_keys
 
 SIDE_SCHEMA = "lossless_verify"
 SAMPLE_TEXT_LIMIT = 120

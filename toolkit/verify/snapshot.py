@@ -13,11 +13,11 @@ from psycopg import sql
 from sqlalchemy import Connection, text
 
 from toolkit.sql.stash import STASH_TABLE
-from toolkit.verify.catalog import TableStructure, read_structure
 from toolkit.verify.compose import execute, row_hash, table_ref
 from toolkit.verify.fingerprint import CatalogEntry, catalog_entries
 from toolkit.verify.model import Snapshot, TableSnapshot
 from toolkit.verify.session import canonical_settings
+from toolkit.verify.structure import TableStructure, read_structure
 
 #: Tables that hold no user data: Alembic's version table and the toolkit's own stash.
 DEFAULT_EXCLUDED_TABLES = ("alembic_version", STASH_TABLE)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from toolkit.ops.results import COUNT_KEYS
+from toolkit.text_table import table
 
 LOSS_HEADERS = ("table", "column", "declared", "expected", "found", "ops lost", "result")
 
@@ -24,7 +25,7 @@ def render_report(report: RoundTripReport) -> str:
         *report.notes,
         *([report.coverage] if project else []),
         "",
-        *table(
+        *table_lines(
             ["step", "revision", "seconds", *COUNT_KEYS, "result", *(["data"] if project else [])],
             [
                 [
@@ -87,16 +88,9 @@ def render_step(step: StepReport) -> list[str]:
     return lines
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """A plain fixed-width table (trailing spaces trimmed)."""
-    cells = [list(headers), *[list(r) for r in rows]]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    out = []
-    for n, row in enumerate(cells):
-        out.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-        if n == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return out
+def table_lines(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """``table`` as a list of lines (text cells, so every column is left-aligned)."""
+    return table(headers, rows).splitlines()
 
 
 def _count_cells(step: StepReport) -> list[str]:
@@ -125,7 +119,7 @@ def _loss_table(step: StepReport) -> list[str]:
         found = sum(x.found for x in step.losses)
         reported = str(step.counts.get("lost", 0)) if step.ops else "-"
         rows.append(["(all tables)", "", "", total_expected, str(found), reported, ""])
-    return table(LOSS_HEADERS, rows)
+    return table_lines(LOSS_HEADERS, rows)
 
 
 def _expected_cell(check: LossCheck) -> str:

@@ -322,7 +322,7 @@ def _reported_by_table(ops: Sequence[OpResult]) -> dict[str, int]:
     reported: defaultdict[str, int] = defaultdict(int)
     for result in ops:
         if "lost" in result.counts:
-            reported[result.table] += result.lost
+            reported[result.loss_table] += result.lost
     return dict(reported)
 
 
