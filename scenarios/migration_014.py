@@ -29,9 +29,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from psycopg.sql import SQL
 from sqlalchemy import Connection, text
 
 from toolkit.scenario import DeclaredLoss, Invariant, Scenario
+from toolkit.sql.idents import ident
+from toolkit.sql.run import execute
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent.parent / "revisions" / "migration_014"
 BEFORE = "e1a0c0de0013"
@@ -163,14 +166,14 @@ def _foreign_keys_added_after(conn: Connection, tables: Sequence[str]) -> Iterat
     fast at 1M rows as checking every inserted row through the FK triggers.
     """
     keys = conn.execute(_FOREIGN_KEYS, {"tables": list(tables)}).all()
-    quote = conn.dialect.identifier_preparer.quote
     for key in keys:
-        conn.exec_driver_sql(f"ALTER TABLE {quote(key.table)} DROP CONSTRAINT {quote(key.name)}")
+        execute(
+            conn, SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(ident(key.table), ident(key.name))
+        )
     yield
     for key in keys:
-        conn.exec_driver_sql(
-            f"ALTER TABLE {quote(key.table)} ADD CONSTRAINT {quote(key.name)} {key.definition}"
-        )
+        add = SQL("ALTER TABLE {} ADD CONSTRAINT {} {}")
+        execute(conn, add.format(ident(key.table), ident(key.name), SQL(key.definition)))
 
 
 def seed(conn: Connection, rows: int, seed: int) -> None:
@@ -186,9 +189,8 @@ def seed(conn: Connection, rows: int, seed: int) -> None:
     with _foreign_keys_added_after(conn, _TABLES):
         for statement in _SEED_STEPS:
             conn.execute(text(statement), params)
-    quote = conn.dialect.identifier_preparer.quote
     for table in _TABLES:
-        conn.exec_driver_sql(f"ANALYZE {quote(table)}")
+        execute(conn, SQL("ANALYZE {}").format(ident(table)))
 
 
 # --- invariants: checked right after the upgrade, each selecting the violating rows --------

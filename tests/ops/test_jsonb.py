@@ -67,7 +67,7 @@ def test_stash_then_restore_round_trip(conn: Connection, lossless_engine: Engine
     )
 
     assert back.counts == {"restored": 8, "lost": 0}
-    assert (back.table, back.column) == ("commitments", "goal_id")
+    assert (back.loss_table, back.column) == ("commitments", "goal_id")
     assert state_of(conn) == before
     assert rows(conn, "SELECT to_regclass('lossless_stash') IS NULL") == [(True,)]
 

@@ -97,8 +97,11 @@ def test_promote_then_collapse_round_trip(conn: Connection, lossless_engine: Eng
     assert back.counts == {"collapsed": 40, "lost": 0}
     # where the data came from
     assert (result.loss_table, result.column) == ("targets", "goal_id")
-    assert (back.table, back.column) == ("target_goal_links", "goal_id")
-    assert result.summary() == "promote_fk_to_junction: moved 40, lost 0 (targets.goal_id)"
+    assert (back.loss_table, back.column) == ("target_goal_links", "goal_id")
+    assert result.summary() == (
+        "Promote targets.goal_id to junction target_goal_links(target_id, goal_id):"
+        " moved 40, lost 0"
+    )
     assert state_of(conn) == before
 
 

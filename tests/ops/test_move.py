@@ -73,8 +73,8 @@ def test_move_down_then_up_round_trip(conn: Connection, lossless_engine: Engine)
 
     assert up.counts == {"moved": 8, "restored": 4, "lost": 0}
     # where the data came from
-    assert (down.table, down.column) == ("migrations_mig", "plm_id")
-    assert (up.table, up.column) == ("iterations_ite", "plm_id")
+    assert (down.loss_table, down.column) == ("migrations_mig", "plm_id")
+    assert (up.loss_table, up.column) == ("iterations_ite", "plm_id")
     assert state_of(conn) == before
 
 

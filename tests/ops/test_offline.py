@@ -149,7 +149,7 @@ def test_offline_results_have_no_counts() -> None:
     assert (result.offline, result.counts, result.summary()) == (
         True,
         {},
-        "stash_column_in_jsonb (commitments.goal_id; offline: counts unknown)",
+        "Stash commitments.goal_id in metadata['legacy_goal_id'] (offline: counts unknown)",
     )
 
 

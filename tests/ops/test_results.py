@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from toolkit.ops import OpResult, recording
 from toolkit.ops.results import publish
 
@@ -18,6 +20,24 @@ def test_summary_offline_and_without_counts() -> None:
     offline = OpResult("restore_column_from_jsonb", "t", column="v", offline=True)
     assert offline.summary() == "restore_column_from_jsonb (t.v; offline: counts unknown)"
     assert OpResult("noop", "t").summary() == "noop (t)"
+
+
+def test_summary_shows_the_operations_description() -> None:
+    # What ``describe()`` says replaces the operation's name and place in logs and reports.
+    described = OpResult(
+        "stash_column_in_jsonb",
+        "commitments",
+        {"stashed": 8, "lost": 0},
+        column="goal_id",
+        description="Stash commitments.goal_id in metadata['goal_id']",
+    )
+    assert (
+        described.summary() == "Stash commitments.goal_id in metadata['goal_id']: stashed 8, lost 0"
+    )
+    offline = replace(described, counts={}, offline=True)
+    assert offline.summary() == (
+        "Stash commitments.goal_id in metadata['goal_id'] (offline: counts unknown)"
+    )
 
 
 def test_positional_construction_still_works() -> None:

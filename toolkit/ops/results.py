@@ -32,9 +32,10 @@ class OpResult:
     ``counts`` maps a key of ``COUNT_KEYS`` to a row count (absent in offline mode, where
     nothing is known); ``lost`` is the declared data loss, always reported, possibly 0.
 
-    ``description`` is the operation's ``describe()`` (what logs and reports print of
-    the operation itself). ``column`` and ``description`` are keyword-only, so results
-    built positionally as ``OpResult(operation, loss_table, counts)`` keep working.
+    ``description`` is the operation's ``describe()``: what logs, progress lines and
+    reports print of the operation (``summary()``). ``column`` and ``description`` are
+    keyword-only, so results built positionally as
+    ``OpResult(operation, loss_table, counts)`` keep working.
     """
 
     operation: str
@@ -55,12 +56,15 @@ class OpResult:
         return f"{self.loss_table}.{self.column}" if self.column else self.loss_table
 
     def summary(self) -> str:
-        """One line: ``operation: counts (loss_table.column)``."""
+        """One line: the operation's ``describe()`` and its counts; a result without a
+        description (published by a revision's own code) reads ``operation: counts (where)``."""
+        name = self.description or self.operation
+        place = [] if self.description else [self.where]  # describe() names its columns
         if self.offline:
-            return f"{self.operation} ({self.where}; offline: counts unknown)"
+            return f"{name} ({'; '.join([*place, 'offline: counts unknown'])})"
         shown = ", ".join(f"{k} {v}" for k, v in self.counts.items())
-        head = f"{self.operation}: {shown}" if shown else self.operation
-        return f"{head} ({self.where})"
+        head = f"{name}: {shown}" if shown else name
+        return f"{head} ({place[0]})" if place else head
 
 
 #: Receives each ``OpResult`` as it is published (progress lines, timings).

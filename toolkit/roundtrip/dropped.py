@@ -18,8 +18,9 @@ from psycopg import sql
 from sqlalchemy import Connection
 
 from toolkit.ops.results import OpResult
+from toolkit.sql.idents import ident, qualified
+from toolkit.sql.run import execute
 from toolkit.verify import Snapshot, SnapshotDiff, diff, take_snapshot
-from toolkit.verify.compose import execute, table_ref
 
 
 @dataclass(frozen=True)
@@ -109,9 +110,7 @@ def count_dropped(
         if t.name in candidates.tables and t.rows
     ]
     for table, column in candidates.columns:
-        query = sql.SQL("SELECT count({}) FROM {}").format(
-            sql.Identifier(column), table_ref(schema, table)
-        )
+        query = sql.SQL("SELECT count({}) FROM {}").format(ident(column), qualified(table, schema))
         values = int(execute(conn, query).scalar_one())
         if values:
             found.append(DroppedData("column", table, values, column))
@@ -126,7 +125,7 @@ def mark_start(conn: Connection, exclude_tables: Iterable[str]) -> Snapshot:
     """Snapshot the state before a step, inside the caller's transaction, and set a
     savepoint to come back to it (``measure_dropped``)."""
     before = take_snapshot(conn, exclude_tables=tuple(exclude_tables))
-    execute(conn, sql.SQL("SAVEPOINT {}").format(sql.Identifier(SAVEPOINT)))
+    execute(conn, sql.SQL("SAVEPOINT {}").format(ident(SAVEPOINT)))
     return before
 
 
@@ -139,7 +138,7 @@ def measure_dropped(
     """After a step that succeeded: what it dropped, counted back at the savepoint."""
     after = take_snapshot(conn, exclude_tables=tuple(exclude_tables))
     candidates = drop_candidates(before, after, operations)
-    execute(conn, sql.SQL("ROLLBACK TO SAVEPOINT {}").format(sql.Identifier(SAVEPOINT)))
+    execute(conn, sql.SQL("ROLLBACK TO SAVEPOINT {}").format(ident(SAVEPOINT)))
     return count_dropped(conn, before, candidates)
 
 

@@ -25,6 +25,7 @@ from toolkit.project_code import ProjectCodeError
 from toolkit.roundtrip.report import InvariantResult
 from toolkit.roundtrip.touched import recording_statements
 from toolkit.scenario import Invariant
+from toolkit.sql.run import execute
 from toolkit.verify import (
     DEFAULT_EXCLUDED_TABLES,
     RowCapture,
@@ -36,7 +37,6 @@ from toolkit.verify import (
     diff,
     take_snapshot,
 )
-from toolkit.verify.compose import execute
 
 SAMPLES = 3
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from psycopg import sql
 from sqlalchemy import Connection, text
 
-from toolkit.verify.compose import execute, table_ref
+from toolkit.sql.idents import qualified
+from toolkit.sql.run import execute
 
 _COLUMNS = text(
     """
@@ -204,6 +205,6 @@ def empty_tables(conn: Connection, names: Iterable[str], schema: str = "public")
         name
         for name in sorted(names)
         if not execute(
-            conn, sql.SQL("SELECT EXISTS (SELECT FROM {})").format(table_ref(schema, name))
+            conn, sql.SQL("SELECT EXISTS (SELECT FROM {})").format(qualified(name, schema))
         ).scalar_one()
     ]

@@ -26,8 +26,9 @@ from toolkit.seeding.values import (
     check_literals,
     value_expression,
 )
+from toolkit.sql.idents import column_of, ident, idents, qualified
+from toolkit.sql.run import execute
 from toolkit.verify import DEFAULT_EXCLUDED_TABLES
-from toolkit.verify.compose import execute, table_ref
 
 #: Candidates generated per wanted row, so that check constraints can filter some out.
 CANDIDATES_PER_ROW = 4
@@ -234,7 +235,7 @@ def _insert(
         # Nothing to write but what the database fills itself (a serial id, defaults).
         statement: sql.Composable = sql.SQL(
             "INSERT INTO {} SELECT FROM generate_series(1, {})"
-        ).format(table_ref(schema, table.name), sql.Literal(rows))
+        ).format(qualified(table.name, schema), sql.Literal(rows))
         inserted, error = _attempt(conn, statement)
     else:
         inserted, error = 0, None
@@ -283,15 +284,14 @@ def _insert_select(
     order_name = "lossless_n"
     while order_name in names:
         order_name += "_"
-    order = sql.Identifier(order_name)
+    order = ident(order_name)
     candidates = sql.SQL(
         "SELECT g AS {order}, {values} FROM generate_series({first}::bigint, {last}) AS s(g)"
         " {joins}"
     ).format(
         order=order,
         values=sql.SQL(", ").join(
-            sql.SQL("{} AS {}").format(v, sql.Identifier(n))
-            for v, n in zip(targets, names, strict=True)
+            sql.SQL("{} AS {}").format(v, ident(n)) for v, n in zip(targets, names, strict=True)
         ),
         first=sql.Literal(first),
         last=sql.Literal(last),
@@ -301,8 +301,8 @@ def _insert_select(
         "INSERT INTO {table} ({columns}) SELECT {columns} FROM ({candidates}) AS c"
         " WHERE {checks} ORDER BY {order} LIMIT {rows} ON CONFLICT DO NOTHING"
     ).format(
-        table=table_ref(schema, table.name),
-        columns=sql.SQL(", ").join(sql.Identifier(n) for n in names),
+        table=qualified(table.name, schema),
+        columns=idents(names),
         candidates=candidates,
         order=order,
         checks=sql.SQL(" AND ").join(checks) if checks else sql.SQL("true"),
@@ -338,7 +338,7 @@ def _foreign_key_joins(
             ).format(
                 kind=sql.SQL("LEFT JOIN" if nullable else "JOIN"),
                 parents=_numbered_parents(fk),
-                alias=sql.Identifier(alias),
+                alias=ident(alias),
                 g=sql.SQL("g") if unique else REPEATED_G,
                 step=sql.Literal(step),
                 offset=sql.Literal(seed * 31 + n),
@@ -347,7 +347,7 @@ def _foreign_key_joins(
         null_when = _null_when(nullable_seen) if nullable else None
         nullable_seen += nullable
         for i, column in enumerate(fk.columns):
-            value: sql.Composable = sql.Identifier(alias, f"v{i}")
+            value: sql.Composable = column_of(alias, f"v{i}")
             if null_when is not None:
                 value = sql.SQL("CASE WHEN {} THEN NULL ELSE {} END").format(null_when, value)
             values.append(value)
@@ -371,13 +371,13 @@ def _numbered_parents(fk: ForeignKey) -> sql.Composed:
         " FROM {parent} WHERE {not_null}"
     ).format(
         values=sql.SQL(", ").join(
-            sql.SQL("{} AS {}").format(sql.Identifier(c), sql.Identifier(f"v{i}"))
+            sql.SQL("{} AS {}").format(ident(c), ident(f"v{i}"))
             for i, c in enumerate(fk.ref_columns)
         ),
-        order=sql.SQL(", ").join(sql.Identifier(c) for c in fk.ref_columns),
-        parent=table_ref(fk.ref_schema, fk.ref_table),
+        order=idents(fk.ref_columns),
+        parent=qualified(fk.ref_table, fk.ref_schema),
         not_null=sql.SQL(" AND ").join(
-            sql.SQL("{} IS NOT NULL").format(sql.Identifier(c)) for c in fk.ref_columns
+            sql.SQL("{} IS NOT NULL").format(ident(c)) for c in fk.ref_columns
         ),
     )
 
@@ -387,7 +387,7 @@ def _fill_deferred(
 ) -> str:
     """Point two rows in three at parents; rows whose checks would then fail keep NULL."""
     order = (
-        sql.SQL(", ").join(sql.Identifier("t", c) for c in table.key)
+        sql.SQL(", ").join(column_of("t", c) for c in table.key)
         if table.key
         else sql.SQL("t::text")
     )
@@ -401,10 +401,10 @@ def _fill_deferred(
         " WHERE t.ctid = c.tid AND c.rn % 3 <> 0 AND {checks}"
     ).format(
         order=order,
-        table=table_ref(schema, table.name),
+        table=qualified(table.name, schema),
         parents=_numbered_parents(fk),
-        columns=sql.SQL(", ").join(sql.Identifier(c) for c in fk.columns),
-        values=sql.SQL(", ").join(sql.Identifier("p", f"v{i}") for i in range(len(fk.columns))),
+        columns=idents(fk.columns),
+        values=sql.SQL(", ").join(column_of("p", f"v{i}") for i in range(len(fk.columns))),
         step=sql.Literal(1 if unique else 7919),
         offset=sql.Literal(0 if unique else seed),
         checks=_checks_after_update(table, fk),
@@ -421,10 +421,8 @@ def _checks_after_update(table: TableInfo, fk: ForeignKey) -> sql.Composable:
     columns = sorted({c for check in checks for c in check.columns})
     row = sql.SQL(", ").join(
         sql.SQL("{} AS {}").format(
-            sql.Identifier("p", f"v{fk.columns.index(c)}")
-            if c in fk.columns
-            else sql.Identifier("t", c),
-            sql.Identifier(c),
+            column_of("p", f"v{fk.columns.index(c)}") if c in fk.columns else column_of("t", c),
+            ident(c),
         )
         for c in columns
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from psycopg import sql
 
 from toolkit.seeding.reflect import CheckConstraint, ColumnInfo
+from toolkit.sql.idents import literal, qualified
 
 _PRIMES = (7919, 104729, 1299709, 15485863, 32452843, 49979687)
 _LITERAL = re.compile(r"'((?:[^']|'')*)'")
@@ -106,7 +107,7 @@ def value_expression(column: ColumnInfo, ctx: ValueContext) -> sql.Composable:
     value = _base_value(column, ctx)
     if ctx.literals and not ctx.allowed and not ctx.distinct:
         # Two rows in three take one of the checks' constants.
-        choices = sql.SQL(", ").join(sql.Literal(v) for v in ctx.literals)
+        choices = sql.SQL(", ").join(literal(v) for v in ctx.literals)
         value = sql.SQL(
             "CASE WHEN ({mix} / 7) % 3 <> 0"
             " THEN CAST((ARRAY[{choices}])[1 + ({mix} / 3) % {n}] AS {type}) ELSE {value} END"
@@ -114,7 +115,7 @@ def value_expression(column: ColumnInfo, ctx: ValueContext) -> sql.Composable:
             mix=ctx.mix,
             choices=choices,
             n=sql.Literal(len(ctx.literals)),
-            type=sql.Identifier(column.type_schema, column.type_name),
+            type=qualified(column.type_name, column.type_schema),
             value=value,
         )
     if column.not_null or ctx.distinct or column.type_name in ("json", "jsonb"):
@@ -125,13 +126,13 @@ def value_expression(column: ColumnInfo, ctx: ValueContext) -> sql.Composable:
 
 def _base_value(column: ColumnInfo, ctx: ValueContext) -> sql.Composable:
     if ctx.allowed:
-        choices = sql.SQL(", ").join(sql.Literal(v) for v in ctx.allowed)
+        choices = sql.SQL(", ").join(literal(v) for v in ctx.allowed)
         return sql.SQL("(ARRAY[{}])[1 + {} % {}]").format(
             choices, ctx.mix, sql.Literal(len(ctx.allowed))
         )
     if column.type_kind == "e":
         enum = sql.SQL("enum_range(NULL::{})").format(
-            sql.Identifier(column.type_schema, column.type_name)
+            qualified(column.type_name, column.type_schema)
         )
         return sql.SQL("({enum})[1 + {mix} % array_length({enum}, 1)]").format(
             enum=enum, mix=ctx.mix
@@ -156,7 +157,7 @@ def _scalar_value(type_name: str, column: ColumnInfo, ctx: ValueContext) -> sql.
         return _text_value(column, ctx)
     if type_name == "uuid":
         return sql.SQL("md5(format('%s:%s:%s:%s', {}, {}, {}, {}))::uuid").format(
-            sql.Literal(ctx.seed), sql.Literal(ctx.table), sql.Literal(column.name), ctx.g
+            sql.Literal(ctx.seed), literal(ctx.table), literal(column.name), ctx.g
         )
     if type_name == "date":
         return sql.SQL("(date '2024-01-01' + ({} % 1000)::int)").format(g_or_mix)
@@ -174,7 +175,7 @@ def _scalar_value(type_name: str, column: ColumnInfo, ctx: ValueContext) -> sql.
         return _json_value(column, ctx)
     if type_name == "bytea":
         return sql.SQL("decode(md5(format('%s:%s', {}, {})), 'hex')").format(
-            sql.Literal(column.name), ctx.g
+            literal(column.name), ctx.g
         )
     if type_name in ("inet", "cidr"):
         return sql.SQL(
@@ -194,9 +195,9 @@ def _numeric_value(column: ColumnInfo, ctx: ValueContext, g_or_mix: sql.Composed
 
 
 def _text_value(column: ColumnInfo, ctx: ValueContext) -> sql.Composed:
-    suffixes = sql.SQL(", ").join(sql.Literal(s) for s in _TEXT_SUFFIXES)
+    suffixes = sql.SQL(", ").join(literal(s) for s in _TEXT_SUFFIXES)
     value = sql.SQL("format('%s %s%s', {}, {}, (ARRAY[{}])[1 + {} % {}])").format(
-        sql.Literal(column.name), ctx.g, suffixes, ctx.mix, sql.Literal(len(_TEXT_SUFFIXES))
+        literal(column.name), ctx.g, suffixes, ctx.mix, sql.Literal(len(_TEXT_SUFFIXES))
     )
     length = column.typmod - 4 if column.type_name in ("varchar", "bpchar") else -1
     if 0 < length < len(column.name) + 8:
@@ -233,5 +234,5 @@ def _array_value(column: ColumnInfo, ctx: ValueContext) -> sql.Composable:
     raise Unsupported(f"{element}[]")
 
 
-def _builtin(type_name: str) -> sql.Identifier:
-    return sql.Identifier("pg_catalog", type_name)
+def _builtin(type_name: str) -> sql.Composable:
+    return qualified(type_name, "pg_catalog")

@@ -23,7 +23,9 @@ from sqlalchemy import Connection, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Text
 
-from toolkit.verify.compose import execute, row_hash
+from toolkit.sql.idents import qualified
+from toolkit.sql.run import execute
+from toolkit.verify.row_hash import row_hash
 from toolkit.verify.session import canonical_settings
 
 Part = Literal["definition", "detail"]
@@ -350,7 +352,7 @@ def data_entries(
         ).all()
         for schema, table, columns in tables:
             query = sql.SQL("SELECT count(*), coalesce(sum({}), 0) FROM ONLY {} AS t").format(
-                row_hash(columns, alias="t"), sql.Identifier(schema, table)
+                row_hash(columns, alias="t"), qualified(table, schema)
             )
             count, total = execute(conn, query).one()
             entries.append(

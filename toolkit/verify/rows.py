@@ -23,7 +23,8 @@ from typing import Any
 from psycopg import sql
 from sqlalchemy import Connection
 
-from toolkit.verify.compose import execute, table_ref
+from toolkit.sql.idents import ident, literal, qualified
+from toolkit.sql.run import execute
 from toolkit.verify.session import canonical_settings
 from toolkit.verify.snapshot import DEFAULT_EXCLUDED_TABLES
 from toolkit.verify.structure import read_row_keys
@@ -161,19 +162,19 @@ def capture_rows(
     A capture with the same label is replaced. Meant for scratch databases: it doubles
     the data.
     """
-    execute(conn, sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SIDE_SCHEMA)))
+    execute(conn, sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident(SIDE_SCHEMA)))
     captured = []
     with canonical_settings(conn):
         keys = read_row_keys(conn, schema)
         tables = [t for t in keys if t not in exclude_tables]
         for n, table in enumerate(tables):
             store = f"{label}_{n}"
-            target = table_ref(SIDE_SCHEMA, store)
+            target = qualified(store, SIDE_SCHEMA)
             execute(conn, sql.SQL("DROP TABLE IF EXISTS {}").format(target))
             execute(
                 conn,
                 sql.SQL("CREATE TABLE {} AS SELECT to_jsonb(t) AS r FROM {} AS t").format(
-                    target, table_ref(schema, table)
+                    target, qualified(table, schema)
                 ),
             )
             count = execute(conn, sql.SQL("SELECT count(*) FROM {}").format(target)).scalar_one()
@@ -185,7 +186,7 @@ def drop_capture(conn: Connection, capture: RowCapture) -> None:
     """Remove a capture's side tables."""
     for table in capture.tables:
         execute(
-            conn, sql.SQL("DROP TABLE IF EXISTS {}").format(table_ref(SIDE_SCHEMA, table.store))
+            conn, sql.SQL("DROP TABLE IF EXISTS {}").format(qualified(table.store, SIDE_SCHEMA))
         )
 
 
@@ -235,7 +236,7 @@ def _one_sided(name: str, old: CapturedTable | None, new: CapturedTable | None) 
 def _stored_rows(table: CapturedTable, excluded: list[str]) -> sql.Composed:
     # jsonb text is canonical (keys sorted), so equal text means equal rows.
     return sql.SQL("SELECT (r - {}::text[])::text AS r FROM {}").format(
-        sql.Literal(excluded), table_ref(SIDE_SCHEMA, table.store)
+        sql.Literal(excluded), qualified(table.store, SIDE_SCHEMA)
     )
 
 
@@ -280,7 +281,7 @@ def _by_key(
     samples: int,
 ) -> RowChanges:
     key = sql.SQL("jsonb_build_array({})").format(
-        sql.SQL(", ").join(sql.SQL("r -> {}").format(sql.Literal(c)) for c in old.key_columns)
+        sql.SQL(", ").join(sql.SQL("r -> {}").format(literal(c)) for c in old.key_columns)
     )
     pairs = sql.SQL(
         "WITH b AS (SELECT {key} AS k, r - {excluded}::text[] AS r FROM {old}),"
@@ -290,8 +291,8 @@ def _by_key(
     ).format(
         key=key,
         excluded=sql.Literal(excluded),
-        old=table_ref(SIDE_SCHEMA, old.store),
-        new=table_ref(SIDE_SCHEMA, new.store),
+        old=qualified(old.store, SIDE_SCHEMA),
+        new=qualified(new.store, SIDE_SCHEMA),
     )
     limit = sql.Literal(samples)
     counts = sql.SQL(
@@ -336,7 +337,7 @@ def _shown(side: str) -> sql.Composed:
     # A column absent from one side (dropped, not re-added) shows as such, not as null.
     return sql.SQL(
         "CASE WHEN {side} ? col THEN ({side} -> col)::text ELSE '(no such column)' END"
-    ).format(side=sql.Identifier(side))
+    ).format(side=ident(side))
 
 
 def _key_text(columns: Sequence[str], key: str) -> str:

@@ -12,10 +12,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from psycopg import sql
 from sqlalchemy import Connection, text
 
+from toolkit.sql.idents import qualified
+from toolkit.sql.run import execute
 from toolkit.sql.stash import STASH_TABLE
-from toolkit.verify.compose import execute, row_hash, table_ref
 from toolkit.verify.fingerprint import CatalogEntry, catalog_entries
 from toolkit.verify.model import Snapshot, TableSnapshot
+from toolkit.verify.row_hash import row_hash
 from toolkit.verify.session import canonical_settings
 from toolkit.verify.structure import TableStructure, read_structure
 
@@ -83,7 +85,7 @@ def _table_snapshot(
     # ONLY: a parent's fingerprint holds its own rows; its children are tables of their own.
     query = sql.SQL("SELECT count(*), coalesce(sum({}), 0) FROM ONLY {} AS t").format(
         row_hash(fingerprinted_columns(table, excluded), alias="t"),
-        table_ref(schema, table.name),
+        qualified(table.name, schema),
     )
     rows, total = execute(conn, query).one()
     return TableSnapshot(
