@@ -292,7 +292,7 @@ def _taken_by(lock: HeldLock, operations: Sequence[TimedResult]) -> str:
     """The operation under way when the lock was first seen, else the revision step."""
     if lock.operations_before < len(operations):
         result = operations[lock.operations_before].result
-        return f"{result.operation} ({result.loss_table}.{result.column})"
+        return f"{result.operation} ({result.where})"
     return lock.step or "-"
 
 
