@@ -169,7 +169,7 @@ class CollapseJunctionToFkOp(LosslessOperation):
         explicit: NamedForeignKey | None = None
         if self.referent_table is not None:
             key = (self.referent_key or "id",)
-            spec = ForeignKeySpec(self.referent_table, key, self.schema, ondelete=self.ondelete)
+            spec = ForeignKeySpec.to(self.referent_table, key, self.schema, ondelete=self.ondelete)
             explicit = (self._fk_name(), spec)
         return resolve_column(
             runner,

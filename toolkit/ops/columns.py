@@ -30,6 +30,7 @@ from toolkit.sql.stash import (
     if_stash_exists,
     record_column,
     replay_attached_objects,
+    replay_column_settings,
     replay_foreign_keys,
 )
 
@@ -132,10 +133,9 @@ class ColumnPlan:
 
     def add(self) -> Sql:
         """Add the column, nullable and empty (filled next), in its recorded collation."""
-        type_text = self.type_text
-        if self.collation:
-            type_text = f"{type_text} COLLATE {self.collation}"
-        return ddl.add_column(self.table, self.column, type_text, schema=self.schema)
+        return ddl.add_column(
+            self.table, self.column, self.type_text, schema=self.schema, collation=self.collation
+        )
 
     def constraints(self) -> list[Sql]:
         """The foreign keys, after the fill."""
@@ -179,6 +179,8 @@ class ColumnPlan:
             not_null = [OnlyIfZero(_LEFT_NULL, Run(ddl.set_not_null(table, column, schema=schema)))]
         if self.default is not None:
             steps.append(Run(ddl.set_default(table, column, self.default, schema=schema)))
+        if self.replay_attached:
+            steps.append(Run(replay_column_settings(table, column, self.type_text, schema=schema)))
         return steps + not_null + runs(self.constraints())
 
     def finish_report(

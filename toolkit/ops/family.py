@@ -39,7 +39,7 @@ def explicit_referent(op: DescribesFamily) -> ForeignKeySpec | None:
     if op.referent_table is None:
         return None
     key = (op.referent_key,) if op.referent_key else ()
-    return ForeignKeySpec(op.referent_table, key, op.schema, ondelete=op.ondelete)
+    return ForeignKeySpec.to(op.referent_table, key, op.schema, ondelete=op.ondelete)
 
 
 def parent_key_of(runner: Runner, op: DescribesFamily, given: str | None) -> str:

@@ -101,7 +101,7 @@ class PromoteFkToJunctionOp(LosslessOperation):
         referent: ForeignKeySpec | None = None
         if self.referent_table is not None:
             key = (self.referent_key,) if self.referent_key else ()
-            referent = ForeignKeySpec(self.referent_table, key, self.schema)
+            referent = ForeignKeySpec.to(self.referent_table, key, self.schema)
         owner_key, guaranteed, kept = self.owner_key, False, 0
         if not runner.offline:
             owner_key, referent, guaranteed, kept = self._reflect(runner, referent)

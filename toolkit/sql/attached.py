@@ -207,10 +207,13 @@ def detach_owned_sequences(table: str, column: str, schema: str | None = None) -
     )
 
 
-def attached_json(table: str, column: str, schema: str | None = None) -> Sql:
+def attached_json(
+    table: str, column: str, schema: str | None = None, *, rel: Sql | None = None
+) -> Sql:
     """A jsonb expression: ``{"collation": ..., "statements": [...]}`` for ``table.column``
-    as the catalog has it when the statement runs (see the module docstring)."""
-    return sql.SQL(_ATTACHED).format(rel=regclass(table, schema), name=literal(column))
+    as the catalog has it when the statement runs (see the module docstring). ``rel``:
+    the table as a regclass expression, if not ``to_regclass`` of ``table``."""
+    return sql.SQL(_ATTACHED).format(rel=rel or regclass(table, schema), name=literal(column))
 
 
 def capture_attached(table: str, column: str, schema: str | None = None) -> Sql:

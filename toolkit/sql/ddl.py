@@ -9,7 +9,16 @@ from psycopg import sql
 
 from toolkit.errors import UsageError
 from toolkit.sql.checks import do_block
-from toolkit.sql.idents import Sql, ident, idents, literal, qualified, type_clause
+from toolkit.sql.idents import (
+    Sql,
+    collation_clause,
+    ident,
+    idents,
+    literal,
+    qualified,
+    split_name,
+    type_clause,
+)
 
 #: ``pg_constraint.confdeltype`` / ``confupdtype`` codes and their SQL.
 FK_ACTIONS = {"a": None, "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
@@ -27,6 +36,20 @@ class ForeignKeySpec:
     onupdate: str | None = None
     deferrable: bool = False
     initially_deferred: bool = False
+
+    @classmethod
+    def to(
+        cls,
+        referent: str,
+        columns: tuple[str, ...],
+        schema: str | None,
+        *,
+        ondelete: str | None = None,
+    ) -> ForeignKeySpec:
+        """A foreign key to ``referent`` as an argument names it: in ``schema`` unless
+        qualified (``ref.goals``; see ``toolkit.sql.idents.split_name``)."""
+        referent_schema, table = split_name(referent, schema)
+        return cls(table, columns, referent_schema, ondelete=ondelete)
 
     def overriding(self, *, ondelete: str | None) -> ForeignKeySpec:
         """The same key with another ``ON DELETE`` action, if one is given."""
@@ -71,11 +94,21 @@ def lock_tables(tables: Sequence[tuple[str | None, str]], mode: str) -> Sql:
     return sql.SQL("LOCK TABLE {} IN {} MODE").format(names, sql.SQL(mode))
 
 
-def add_column(table: str, column: str, type_text: str, *, schema: str | None = None) -> Sql:
+def add_column(
+    table: str,
+    column: str,
+    type_text: str,
+    *,
+    schema: str | None = None,
+    collation: str | None = None,
+) -> Sql:
     """Add a nullable column without default (instant, no table rewrite)."""
-    return sql.SQL("{} ADD COLUMN {} {}").format(
+    statement = sql.SQL("{} ADD COLUMN {} {}").format(
         _alter(table, schema), ident(column), type_clause(type_text)
     )
+    if collation is None:
+        return statement
+    return sql.SQL("{} COLLATE {}").format(statement, collation_clause(collation))
 
 
 def drop_column(table: str, column: str, *, schema: str | None = None) -> Sql:

@@ -22,6 +22,7 @@ from toolkit.sql.idents import (
     qualified,
     type_clause,
 )
+from toolkit.sql.lookups import regclass
 from toolkit.sql.stash import STASHED_KEY, WAS_NULL, entry, row_key_json, stash_ref
 
 
@@ -180,16 +181,32 @@ class JsonbSlot:
             stashed=self._stashed_key("r"),
         )
 
+    def stashed_value(self) -> Sql:
+        """The column's value as JSON: ``to_jsonb`` (exact text of scalars, arrays as JSON
+        arrays), except an array whose lower bound is not 1 (``'[0:2]={7,8,9}'``), which
+        a JSON array cannot carry: it is stashed as its text, which keeps the bounds.
+
+        Whether the column is an array (domains over arrays too) is read once per
+        statement (an uncorrelated subquery); the text form is computed only for arrays.
+        """
+        return sql.SQL(
+            "CASE WHEN (SELECT ty.typcategory = 'A' FROM pg_attribute a"
+            " JOIN pg_type ty ON ty.oid = a.atttypid WHERE a.attrelid = {rel}"
+            " AND a.attname = {name}) AND left({v}::text, 1) = '['"
+            " THEN to_jsonb({v}::text) ELSE to_jsonb({v}) END"
+        ).format(rel=regclass(self.table, self.schema), name=literal(self.column), v=self.value)
+
     def write_values(self, row_filter: Sql | None = None) -> Sql:
-        """Put each non-NULL value into the JSONB under the key (``to_jsonb`` keeps its text)."""
+        """Put each non-NULL value into the JSONB under the key (``stashed_value``)."""
         return sql.SQL(
             "UPDATE {source} SET {jcol} = COALESCE({j}, '{{}}'::jsonb)"
-            " || jsonb_build_object({k}, to_jsonb({v})) WHERE {v} IS NOT NULL{f}"
+            " || jsonb_build_object({k}, {value}) WHERE {v} IS NOT NULL{f}"
         ).format(
             source=self.source,
             jcol=ident(self.jsonb_column),
             j=self.jsonb,
             k=literal(self.key),
+            value=self.stashed_value(),
             v=self.value,
             f=self._and(row_filter),
         )
@@ -198,7 +215,8 @@ class JsonbSlot:
         """The stashed value cast back to ``type_text`` (the column must exist again).
 
         Scalars go through their text form, which ``to_jsonb`` wrote exactly (uuid,
-        timestamps with their offset, numeric with its scale...). Arrays and composites go
+        timestamps with their offset, numeric with its scale...), and so do arrays with
+        other lower bounds (``stashed_value``). Arrays and composites go
         through ``jsonb_populate_record`` on the table's own row type, JSON types as is.
         """
         raw = sql.SQL("({} -> {})").format(self.jsonb, literal(self.key))

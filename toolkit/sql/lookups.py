@@ -49,12 +49,15 @@ def column(table: str, name: str, schema: str | None = None) -> Sql:
     ).format(rel=regclass(table, schema), name=literal(name))
 
 
-def column_definition_json(table: str, name: str, schema: str | None = None) -> Sql:
+def column_definition_json(
+    table: str, name: str, schema: str | None = None, *, rel: Sql | None = None
+) -> Sql:
     """A jsonb expression describing column ``name`` as the catalog has it right now.
 
     ``{"type", "nullable", "default", "foreign_keys": [{"name", "definition",
     "referent_schema", "referent_table", "referent_columns"}]}``; plain SQL, so it records
-    the truth at the moment the script runs, online or offline alike.
+    the truth at the moment the script runs, online or offline alike. ``rel``: the table
+    as a regclass expression, if not ``to_regclass`` of ``table``.
     """
     return sql.SQL(
         "(SELECT jsonb_build_object('type', format_type(a.atttypid, a.atttypmod),"
@@ -71,7 +74,7 @@ def column_definition_json(table: str, name: str, schema: str | None = None) -> 
         " LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
         " WHERE a.attrelid = {rel} AND a.attname = {name} AND a.attnum > 0"
         " AND NOT a.attisdropped)"
-    ).format(refcols=_REFERENT_COLUMNS, rel=regclass(table, schema), name=literal(name))
+    ).format(refcols=_REFERENT_COLUMNS, rel=rel or regclass(table, schema), name=literal(name))
 
 
 def foreign_keys_on(table: str, name: str, schema: str | None = None) -> Sql:

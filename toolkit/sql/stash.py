@@ -28,7 +28,7 @@ from psycopg import sql
 
 from toolkit.sql.attached import attached_json
 from toolkit.sql.checks import do_block
-from toolkit.sql.idents import Sql, column_of, ident, literal, qualified, render
+from toolkit.sql.idents import Sql, column_of, ident, literal, qualified, render, type_clause
 from toolkit.sql.lookups import column_definition_json, regclass
 
 STASH_TABLE = "lossless_stash"
@@ -95,17 +95,34 @@ def drop_stash_if_empty(schema: str | None) -> Sql:
 
 
 def record_column(table: str, column: str, *, schema: str | None) -> Sql:
-    """Record ``table.column``'s current definition (read from the catalog by the SQL itself)."""
-    return sql.SQL(
-        "INSERT INTO {} (kind, table_name, column_name, row_key, payload)"
-        " SELECT 'column', {}, {}, '[]'::jsonb, {}"
-    ).format(
-        stash_ref(schema),
-        literal(table),
-        literal(column),
-        sql.SQL("{} || jsonb_build_object('attached', {})").format(
-            column_definition_json(table, column, schema), attached_json(table, column, schema)
-        ),
+    """Record ``table.column``'s current definition (read from the catalog when the script
+    runs, online and offline alike).
+
+    The table is found under the session's ``search_path`` (like every other statement),
+    but the definitions are printed under an empty one, so that every name in them
+    (types, referenced tables, functions and sequences of defaults, indexes' expressions)
+    is schema-qualified and the restore re-creates the same objects whatever its own
+    ``search_path``. The session's path is put back before the insert.
+    """
+    rel = sql.SQL("lossless_rel")
+    return do_block(
+        sql.SQL(
+            "DECLARE\n  lossless_rel regclass := {regclass};\n"
+            "  lossless_path text := current_setting('search_path');\n"
+            "  lossless_payload jsonb;\nBEGIN\n"
+            "  PERFORM set_config('search_path', '', true);\n"
+            "  lossless_payload := {definition} || jsonb_build_object('attached', {attached});\n"
+            "  PERFORM set_config('search_path', lossless_path, true);\n"
+            "  INSERT INTO {stash} (kind, table_name, column_name, row_key, payload)"
+            " VALUES ('column', {table}, {column}, '[]'::jsonb, lossless_payload);\nEND"
+        ).format(
+            regclass=regclass(table, schema),
+            definition=column_definition_json(table, column, schema, rel=rel),
+            attached=attached_json(table, column, schema, rel=rel),
+            stash=stash_ref(schema),
+            table=literal(table),
+            column=literal(column),
+        )
     )
 
 
@@ -142,6 +159,32 @@ def replay_foreign_keys(table: str, column: str, *, schema: str | None) -> Sql:
             ref=stash_ref(schema),
             entry=entry("column", table, column),
             target=literal(render(qualified(table, schema))),
+        )
+    )
+
+
+def replay_column_settings(table: str, column: str, type_text: str, *, schema: str | None) -> Sql:
+    """Give ``table.column``, when the script runs, the default and the collation recorded
+    when it was dropped (offline, where the record cannot be read before); nothing if
+    there is no record. The collation changes without a rewrite (same type, no index yet)."""
+    alter = render(
+        sql.SQL("ALTER TABLE {} ALTER COLUMN {} ").format(qualified(table, schema), ident(column))
+    )
+    return do_block(
+        sql.SQL(
+            "DECLARE\n  r jsonb;\nBEGIN\n  IF {rel} IS NOT NULL THEN\n"
+            "    SELECT s.payload INTO r FROM {ref} AS s WHERE {entry} LIMIT 1;\n"
+            "    IF r ->> 'default' IS NOT NULL THEN\n"
+            "      EXECUTE {alter} || 'SET DEFAULT ' || (r ->> 'default');\n    END IF;\n"
+            "    IF r -> 'attached' ->> 'collation' IS NOT NULL THEN\n"
+            "      EXECUTE {alter} || {type} || ' COLLATE ' || (r -> 'attached' ->> 'collation');\n"
+            "    END IF;\n  END IF;\nEND"
+        ).format(
+            rel=regclass(STASH_TABLE, schema),
+            ref=stash_ref(schema),
+            entry=entry("column", table, column),
+            alter=literal(alter),
+            type=literal("TYPE " + render(type_clause(type_text))),
         )
     )
 

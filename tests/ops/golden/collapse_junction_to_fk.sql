@@ -47,6 +47,22 @@ ALTER TABLE targets ADD COLUMN goal_id uuid;
 
 UPDATE targets AS t SET goal_id = f.v FROM (SELECT DISTINCT ON (x.target_id) x.target_id AS g, x.goal_id AS v FROM target_goal_links AS x ORDER BY x.target_id, x.created_at, x.id, x.goal_id) AS f WHERE t.id = f.g;
 
+DO $lossless$
+DECLARE
+  r jsonb;
+BEGIN
+  IF to_regclass('lossless_stash') IS NOT NULL THEN
+    SELECT s.payload INTO r FROM lossless_stash AS s WHERE s.kind = 'column' AND s.table_name = 'targets' AND s.column_name = 'goal_id' LIMIT 1;
+    IF r ->> 'default' IS NOT NULL THEN
+      EXECUTE 'ALTER TABLE targets ALTER COLUMN goal_id ' || 'SET DEFAULT ' || (r ->> 'default');
+    END IF;
+    IF r -> 'attached' ->> 'collation' IS NOT NULL THEN
+      EXECUTE 'ALTER TABLE targets ALTER COLUMN goal_id ' || 'TYPE uuid' || ' COLLATE ' || (r -> 'attached' ->> 'collation');
+    END IF;
+  END IF;
+END
+$lossless$;
+
 -- squawk-ignore adding-not-nullable-field -- lossless: see docs/live.md
 ALTER TABLE targets ALTER COLUMN goal_id SET NOT NULL;
 

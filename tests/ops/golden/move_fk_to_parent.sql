@@ -77,6 +77,22 @@ BEGIN
 END
 $lossless$;
 
+DO $lossless$
+DECLARE
+  r jsonb;
+BEGIN
+  IF to_regclass('lossless_stash') IS NOT NULL THEN
+    SELECT s.payload INTO r FROM lossless_stash AS s WHERE s.kind = 'column' AND s.table_name = 'migrations_mig' AND s.column_name = 'plm_id' LIMIT 1;
+    IF r ->> 'default' IS NOT NULL THEN
+      EXECUTE 'ALTER TABLE migrations_mig ALTER COLUMN plm_id ' || 'SET DEFAULT ' || (r ->> 'default');
+    END IF;
+    IF r -> 'attached' ->> 'collation' IS NOT NULL THEN
+      EXECUTE 'ALTER TABLE migrations_mig ALTER COLUMN plm_id ' || 'TYPE uuid' || ' COLLATE ' || (r -> 'attached' ->> 'collation');
+    END IF;
+  END IF;
+END
+$lossless$;
+
 -- squawk-ignore adding-not-nullable-field -- lossless: see docs/live.md
 ALTER TABLE migrations_mig ALTER COLUMN plm_id SET NOT NULL;
 

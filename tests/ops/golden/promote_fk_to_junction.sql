@@ -119,7 +119,14 @@ CREATE TABLE IF NOT EXISTS lossless_stash (kind text NOT NULL, table_name text N
 
 DELETE FROM lossless_stash AS s WHERE s.kind = 'column' AND s.table_name = 'targets' AND s.column_name = 'goal_id';
 
-INSERT INTO lossless_stash (kind, table_name, column_name, row_key, payload) SELECT 'column', 'targets', 'goal_id', '[]'::jsonb, (SELECT jsonb_build_object('type', format_type(a.atttypid, a.atttypmod), 'nullable', NOT a.attnotnull, 'default', pg_get_expr(d.adbin, d.adrelid), 'foreign_keys', COALESCE((SELECT jsonb_agg(jsonb_build_object('name', c.conname, 'definition', pg_get_constraintdef(c.oid), 'referent_schema', rn.nspname, 'referent_table', r.relname, 'referent_columns', ARRAY(SELECT ra.attname FROM unnest(c.confkey) WITH ORDINALITY AS k(attnum, ord) JOIN pg_attribute ra ON ra.attrelid = c.confrelid AND ra.attnum = k.attnum ORDER BY k.ord)) ORDER BY c.conname) FROM pg_constraint c JOIN pg_class r ON r.oid = c.confrelid JOIN pg_namespace rn ON rn.oid = r.relnamespace WHERE c.conrelid = a.attrelid AND c.contype = 'f' AND c.conkey = ARRAY[a.attnum]), '[]'::jsonb)) FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attrelid = to_regclass('targets') AND a.attname = 'goal_id' AND a.attnum > 0 AND NOT a.attisdropped) || jsonb_build_object('attached', 
+DO $lossless$
+DECLARE
+  lossless_rel regclass := to_regclass('targets');
+  lossless_path text := current_setting('search_path');
+  lossless_payload jsonb;
+BEGIN
+  PERFORM set_config('search_path', '', true);
+  lossless_payload := (SELECT jsonb_build_object('type', format_type(a.atttypid, a.atttypmod), 'nullable', NOT a.attnotnull, 'default', pg_get_expr(d.adbin, d.adrelid), 'foreign_keys', COALESCE((SELECT jsonb_agg(jsonb_build_object('name', c.conname, 'definition', pg_get_constraintdef(c.oid), 'referent_schema', rn.nspname, 'referent_table', r.relname, 'referent_columns', ARRAY(SELECT ra.attname FROM unnest(c.confkey) WITH ORDINALITY AS k(attnum, ord) JOIN pg_attribute ra ON ra.attrelid = c.confrelid AND ra.attnum = k.attnum ORDER BY k.ord)) ORDER BY c.conname) FROM pg_constraint c JOIN pg_class r ON r.oid = c.confrelid JOIN pg_namespace rn ON rn.oid = r.relnamespace WHERE c.conrelid = a.attrelid AND c.contype = 'f' AND c.conkey = ARRAY[a.attnum]), '[]'::jsonb)) FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attrelid = lossless_rel AND a.attname = 'goal_id' AND a.attnum > 0 AND NOT a.attisdropped) || jsonb_build_object('attached', 
 (SELECT jsonb_build_object(
     'collation', CASE WHEN a.attcollation <> ty.typcollation THEN
         (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname)
@@ -257,8 +264,12 @@ WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
             quote_ident(a.attname) AS col
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = a.attrelid
  ) AS names
- WHERE a.attrelid = to_regclass('targets') AND a.attname = 'goal_id' AND a.attnum > 0 AND NOT a.attisdropped)
+ WHERE a.attrelid = lossless_rel AND a.attname = 'goal_id' AND a.attnum > 0 AND NOT a.attisdropped)
 );
+  PERFORM set_config('search_path', lossless_path, true);
+  INSERT INTO lossless_stash (kind, table_name, column_name, row_key, payload) VALUES ('column', 'targets', 'goal_id', '[]'::jsonb, lossless_payload);
+END
+$lossless$;
 
 DO $lossless$
 DECLARE s record; BEGIN FOR s IN SELECT d.objid::regclass AS seq FROM pg_depend d JOIN pg_class sc ON sc.oid = d.objid AND sc.relkind = 'S' JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = to_regclass('targets') AND a.attname = 'goal_id' AND d.deptype = 'a' LOOP EXECUTE format('ALTER SEQUENCE %s OWNED BY NONE', s.seq); END LOOP; END

@@ -60,6 +60,22 @@ BEGIN
 END
 $lossless$;
 
+DO $lossless$
+DECLARE
+  r jsonb;
+BEGIN
+  IF to_regclass('lossless_stash') IS NOT NULL THEN
+    SELECT s.payload INTO r FROM lossless_stash AS s WHERE s.kind = 'column' AND s.table_name = 'commitments' AND s.column_name = 'goal_id' LIMIT 1;
+    IF r ->> 'default' IS NOT NULL THEN
+      EXECUTE 'ALTER TABLE commitments ALTER COLUMN goal_id ' || 'SET DEFAULT ' || (r ->> 'default');
+    END IF;
+    IF r -> 'attached' ->> 'collation' IS NOT NULL THEN
+      EXECUTE 'ALTER TABLE commitments ALTER COLUMN goal_id ' || 'TYPE uuid' || ' COLLATE ' || (r -> 'attached' ->> 'collation');
+    END IF;
+  END IF;
+END
+$lossless$;
+
 -- squawk-ignore constraint-missing-not-valid, adding-foreign-key-constraint -- lossless: see docs/live.md
 ALTER TABLE commitments ADD CONSTRAINT commitments_goal_id_fkey FOREIGN KEY (goal_id) REFERENCES client_goals(id);
 

@@ -16,7 +16,7 @@ import pytest
 from alembic.operations import MigrateOperation
 from sqlalchemy import Engine
 
-from tests.ops.helpers import execute, run_ops
+from tests.ops.helpers import execute, offline_sql, run_ops
 from toolkit.errors import DataRefusedError, UsageError
 from toolkit.ops import (
     MoveFkToChildOp,
@@ -161,3 +161,10 @@ def as_role(name: str, step: MigrateOperation) -> Callable[[Any], Any]:
         return op.invoke(step)
 
     return run_as
+
+
+def run_offline(engine: Engine, fn: Callable[[Any], Any]) -> None:
+    """What ``fn(op)`` prints offline, run as a DBA would (psql: one transaction, as written)."""
+    script = offline_sql(fn)
+    with engine.connect() as conn:
+        execute(conn.execution_options(isolation_level="AUTOCOMMIT"), f"BEGIN;\n{script}COMMIT;")
