@@ -22,7 +22,7 @@ from typing import Any, ClassVar, TypeVar
 
 from alembic.operations import MigrateOperation, Operations
 
-from toolkit.ops.guards import refuse_dependents, refuse_hidden_rows
+from toolkit.ops.guards import refuse_dependents, refuse_hidden_rows, refuse_inheritance
 from toolkit.ops.results import OpResult
 from toolkit.ops.runtime import Runner
 from toolkit.ops.steps import Run, Step, TableLock
@@ -78,8 +78,14 @@ class Plan:
     def refuse(self, runner: Runner) -> None:
         """The refusals about the schema (``toolkit.ops.guards``), before any change:
         objects using a dropped column that cannot be carried, row-level security hiding
-        rows of a locked table. Online they raise; offline their guards are printed."""
-        steps = refuse_hidden_rows(runner, [(lock.schema, lock.table) for lock in self.locks()])
+        rows of a locked table, table inheritance (a locked table with children, a
+        dropped column inherited from a parent). Online they raise; offline their guards
+        are printed."""
+        tables = [(lock.schema, lock.table) for lock in self.locks()]
+        steps = refuse_hidden_rows(runner, tables)
+        dropped = {(schema, table): column for schema, table, column in self.dropped_columns()}
+        for schema, table in tables:
+            steps += refuse_inheritance(runner, table, schema, dropped.get((schema, table)))
         for schema, table, column in self.dropped_columns():
             steps += refuse_dependents(runner, table, column, schema)
         runner.execute(steps)

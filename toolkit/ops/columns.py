@@ -112,6 +112,8 @@ class ColumnPlan:
     attached: tuple[str, ...] = ()
     collation: str | None = None
     replay_attached: bool = False
+    #: the recorded NOT NULL constraint's (name, definition) (PostgreSQL 18, online)
+    not_null_constraint: tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
         # Build the DDL once now: a name PostgreSQL would truncate fails before any change.
@@ -155,6 +157,14 @@ class ColumnPlan:
             steps.append(replay_attached_objects(self.table, self.column, schema=self.schema))
         return steps
 
+    def set_not_null(self) -> Sql:
+        """NOT NULL, under the recorded constraint name if PostgreSQL 18 recorded one
+        (offline the record renames it when the script runs: ``replay_attached_objects``)."""
+        if self.not_null_constraint is None:
+            return ddl.set_not_null(self.table, self.column, schema=self.schema)
+        name, definition = self.not_null_constraint
+        return ddl.add_constraint_definition(self.table, name, definition, schema=self.schema)
+
     def finish_steps(self, policy: MissingPolicy, *, offline: bool) -> list[Step]:
         """After the fill: the missing-value policy, then default, NOT NULL, foreign keys.
 
@@ -166,7 +176,7 @@ class ColumnPlan:
         steps: list[Step] = []
         not_null: list[Step] = []
         if not self.nullable:
-            not_null = [Run(ddl.set_not_null(table, column, schema=schema))]
+            not_null = [Run(self.set_not_null())]
         if policy.mode == "fill" and not self.nullable:
             assert policy.fill_value is not None
             fill = ddl.fill_nulls(table, column, policy.fill_value, self.type_text, schema=schema)
@@ -176,7 +186,7 @@ class ColumnPlan:
         elif policy.mode == "keep_null" and not self.nullable:
             null = sql.SQL("{} IS NULL").format(column_of("t", column))
             steps.append(Measure(ddl.count_rows(table, null, schema=schema), _LEFT_NULL))
-            not_null = [OnlyIfZero(_LEFT_NULL, Run(ddl.set_not_null(table, column, schema=schema)))]
+            not_null = [OnlyIfZero(_LEFT_NULL, Run(self.set_not_null()))]
         if self.default is not None:
             steps.append(Run(ddl.set_default(table, column, self.default, schema=schema)))
         if self.replay_attached:
@@ -251,4 +261,5 @@ def resolve_column(
         attached=rec.attached if rec is not None else (),
         collation=rec.collation if rec is not None else None,
         replay_attached=runner.offline,
+        not_null_constraint=rec.not_null if rec is not None and not nullable else None,
     )

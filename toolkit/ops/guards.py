@@ -14,12 +14,22 @@ from toolkit.errors import UsageError
 from toolkit.ops.runtime import Runner
 from toolkit.ops.steps import Run, Step
 from toolkit.sql.checks import do_block
-from toolkit.sql.dependents import blocking_dependents, describe, row_security_hides
+from toolkit.sql.dependents import (
+    blocking_dependents,
+    describe,
+    inheritance_blocks,
+    row_security_hides,
+)
 from toolkit.sql.idents import Sql, literal
 
 _DEPENDENTS_REMEDY = (
     "drop them before the operation and re-create them after it (in the same revision),"
     " or change them so that they no longer use the column"
+)
+_INHERITANCE_REMEDY = (
+    "detach the children (ALTER TABLE child NO INHERIT parent), run the operation on each"
+    " table on its own (each needs its own primary key), then attach them again"
+    " (ALTER TABLE child INHERIT parent)"
 )
 _RLS_REMEDY = (
     "run the migration as the table owner without FORCE ROW LEVEL SECURITY, as a role with"
@@ -36,13 +46,34 @@ def refuse_dependents(runner: Runner, table: str, column: str, schema: str | Non
     query = blocking_dependents(table, column, schema)
     head = f"{table}.{column} is used by "
     tail = ", which the operation cannot carry"
+    return _refuse_found(runner, query, head, tail, _DEPENDENTS_REMEDY)
+
+
+def refuse_inheritance(
+    runner: Runner, table: str, schema: str | None, dropped: str | None = None
+) -> list[Step]:
+    """Online: raise if ``table`` has inheritance children, or ``dropped`` (a column the
+    operation drops) is inherited; offline: the guard. Partitions are not refused: a
+    partitioned table's key is unique across them and holds no rows of its own."""
+    query = inheritance_blocks(table, schema, dropped)
+    head = f"{table} is in a table-inheritance hierarchy ("
+    tail = (
+        "): its statements would reach the children's rows too, which the parent's primary"
+        " key does not tell apart from its own"
+    )
+    return _refuse_found(runner, query, head, tail, _INHERITANCE_REMEDY)
+
+
+def _refuse_found(runner: Runner, query: Sql, head: str, tail: str, remedy: str) -> list[Step]:
+    """Raise (online) or guard (offline) the refusal naming every ``(kind, what)`` row of
+    ``query``."""
     if runner.offline:
         found = sql.SQL("string_agg(q.kind || ' ' || q.what, ', ')")
-        return [Run(_guard(query, found, runner.operation, head, tail, _DEPENDENTS_REMEDY))]
+        return [Run(_guard(query, found, runner.operation, head, tail, remedy))]
     rows = runner.rows(query)
     if rows:
         names = describe([(str(k), str(w)) for k, w in rows])
-        raise UsageError(_message(runner.operation, head + names + tail, _DEPENDENTS_REMEDY))
+        raise UsageError(_message(runner.operation, head + names + tail, remedy))
     return []
 
 

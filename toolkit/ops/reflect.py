@@ -38,6 +38,8 @@ class ColumnDef:
     #: statements re-creating what was attached (``toolkit.sql.attached``), and collation
     attached: tuple[str, ...] = ()
     collation: str | None = None
+    #: (name, definition) of the NOT NULL constraint (PostgreSQL 18 names them)
+    not_null: tuple[str, str] | None = None
 
 
 def table_exists(runner: Runner, table: str, schema: str | None) -> bool:
@@ -165,4 +167,11 @@ def recorded(runner: Runner, table: str, name: str, schema: str | None) -> Colum
         ),
         attached=tuple(statements_of(payload.get("attached"))),
         collation=collation_of(payload.get("attached")),
+        not_null=_named_not_null(payload.get("not_null")),
     )
+
+
+def _named_not_null(recorded: Any) -> tuple[str, str] | None:
+    if not isinstance(recorded, dict):
+        return None
+    return str(recorded["name"]), str(recorded["definition"])

@@ -104,6 +104,28 @@ def row_security_hides(table: str, schema: str | None = None) -> Sql:
     ).format(rel=regclass(table, schema))
 
 
+def inheritance_blocks(table: str, schema: str | None = None, column: str | None = None) -> Sql:
+    """``(kind, description)`` of what makes ``table`` part of a table-inheritance
+    hierarchy an operation cannot be exact on: its inheritance children (not partitions),
+    and, if ``column`` is a column the operation drops, that it is inherited from a parent.
+
+    A parent's statements (``UPDATE`` without ``ONLY``, ``ADD`` / ``DROP COLUMN``) reach
+    its children too, whose rows its primary key does not tell apart from the parent's
+    (a primary key is not inherited); an inherited column cannot be dropped.
+    """
+    return sql.SQL(
+        "SELECT 'inheritance child' AS kind, i.inhrelid::regclass::text AS what FROM pg_inherits i"
+        " JOIN pg_class p ON p.oid = i.inhparent"
+        " WHERE i.inhparent = {rel} AND p.relkind = 'r'"
+        " UNION ALL"
+        " SELECT 'column inherited from', string_agg(i.inhparent::regclass::text, ', ')"
+        " FROM pg_attribute a JOIN pg_inherits i ON i.inhrelid = a.attrelid"
+        " WHERE a.attrelid = {rel} AND a.attname = {name} AND a.attinhcount > 0"
+        " HAVING count(*) > 0"
+        " ORDER BY 1, 2"
+    ).format(rel=regclass(table, schema), name=literal(column) if column else sql.SQL("NULL"))
+
+
 def describe(found: list[tuple[str, str]]) -> str:
     """``view v, trigger t on s`` for a refusal message."""
     return ", ".join(f"{kind} {what}" for kind, what in found)

@@ -55,7 +55,9 @@ def column_definition_json(
     """A jsonb expression describing column ``name`` as the catalog has it right now.
 
     ``{"type", "nullable", "default", "foreign_keys": [{"name", "definition",
-    "referent_schema", "referent_table", "referent_columns"}]}``; plain SQL, so it records
+    "referent_schema", "referent_table", "referent_columns"}], "not_null": {"name",
+    "definition"}}`` (``not_null``: the NOT NULL constraint PostgreSQL 18 names, else
+    null); plain SQL, so it records
     the truth at the moment the script runs, online or offline alike. ``rel``: the table
     as a regclass expression, if not ``to_regclass`` of ``table``.
     """
@@ -69,7 +71,11 @@ def column_definition_json(
         " FROM pg_constraint c JOIN pg_class r ON r.oid = c.confrelid"
         " JOIN pg_namespace rn ON rn.oid = r.relnamespace"
         " WHERE c.conrelid = a.attrelid AND c.contype = 'f' AND c.conkey = ARRAY[a.attnum]),"
-        " '[]'::jsonb))"
+        " '[]'::jsonb),"
+        # PostgreSQL 18 names NOT NULL constraints (pg_constraint contype 'n')
+        " 'not_null', (SELECT jsonb_build_object('name', n.conname,"
+        " 'definition', pg_get_constraintdef(n.oid)) FROM pg_constraint n"
+        " WHERE n.conrelid = a.attrelid AND n.contype = 'n' AND n.conkey = ARRAY[a.attnum]))"
         " FROM pg_attribute a"
         " LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
         " WHERE a.attrelid = {rel} AND a.attname = {name} AND a.attnum > 0"

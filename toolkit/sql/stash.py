@@ -192,17 +192,30 @@ def replay_column_settings(table: str, column: str, type_text: str, *, schema: s
 def replay_attached_objects(table: str, column: str, *, schema: str | None) -> Sql:
     """Re-create, when the script runs, what was attached to ``table.column`` when it was
     dropped (its indexes, constraints, statistics, grants, comment: ``toolkit.sql.
-    attached``), from the stash's record; nothing if there is no record."""
+    attached``), from the stash's record, and give its NOT NULL constraint the recorded
+    name (PostgreSQL 18); nothing if there is no record."""
     return do_block(
         sql.SQL(
-            "DECLARE\n  s text;\nBEGIN\n  IF {rel} IS NOT NULL THEN\n"
+            "DECLARE\n  s text;\n  lossless_named text;\n  lossless_current text;\nBEGIN\n"
+            "  IF {rel} IS NOT NULL THEN\n"
             "    FOR s IN SELECT jsonb_array_elements_text(s.payload -> 'attached'"
             " -> 'statements') FROM {ref} AS s WHERE {entry} LOOP\n"
-            "      EXECUTE s;\n    END LOOP;\n  END IF;\nEND"
+            "      EXECUTE s;\n    END LOOP;\n"
+            "    SELECT r.payload -> 'not_null' ->> 'name' INTO lossless_named FROM {ref} AS r"
+            " WHERE {record} LIMIT 1;\n"
+            "    SELECT n.conname INTO lossless_current FROM pg_constraint n JOIN pg_attribute a"
+            " ON a.attrelid = n.conrelid AND n.conkey = ARRAY[a.attnum]"
+            " WHERE n.conrelid = {table} AND n.contype = 'n' AND a.attname = {column};\n"
+            "    IF lossless_current <> lossless_named THEN\n"
+            "      EXECUTE format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', {table},"
+            " lossless_current, lossless_named);\n    END IF;\n  END IF;\nEND"
         ).format(
             rel=regclass(STASH_TABLE, schema),
             ref=stash_ref(schema),
             entry=entry("column", table, column),
+            record=entry("column", table, column, "r"),
+            table=regclass(table, schema),
+            column=literal(column),
         )
     )
 

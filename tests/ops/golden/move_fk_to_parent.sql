@@ -24,6 +24,28 @@ $lossless$;
 
 DO $lossless$
 DECLARE
+  found text;
+BEGIN
+  SELECT string_agg(q.kind || ' ' || q.what, ', ') INTO found FROM (SELECT 'inheritance child' AS kind, i.inhrelid::regclass::text AS what FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent WHERE i.inhparent = to_regclass('migrations_mig') AND p.relkind = 'r' UNION ALL SELECT 'column inherited from', string_agg(i.inhparent::regclass::text, ', ') FROM pg_attribute a JOIN pg_inherits i ON i.inhrelid = a.attrelid WHERE a.attrelid = to_regclass('migrations_mig') AND a.attname = NULL AND a.attinhcount > 0 HAVING count(*) > 0 ORDER BY 1, 2) AS q;
+  IF found IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'refused: move_fk_to_parent: migrations_mig is in a table-inheritance hierarchy (' || found || '): its statements would reach the children''s rows too, which the parent''s primary key does not tell apart from its own; detach the children (ALTER TABLE child NO INHERIT parent), run the operation on each table on its own (each needs its own primary key), then attach them again (ALTER TABLE child INHERIT parent)';
+  END IF;
+END
+$lossless$;
+
+DO $lossless$
+DECLARE
+  found text;
+BEGIN
+  SELECT string_agg(q.kind || ' ' || q.what, ', ') INTO found FROM (SELECT 'inheritance child' AS kind, i.inhrelid::regclass::text AS what FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent WHERE i.inhparent = to_regclass('iterations_ite') AND p.relkind = 'r' UNION ALL SELECT 'column inherited from', string_agg(i.inhparent::regclass::text, ', ') FROM pg_attribute a JOIN pg_inherits i ON i.inhrelid = a.attrelid WHERE a.attrelid = to_regclass('iterations_ite') AND a.attname = NULL AND a.attinhcount > 0 HAVING count(*) > 0 ORDER BY 1, 2) AS q;
+  IF found IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'refused: move_fk_to_parent: iterations_ite is in a table-inheritance hierarchy (' || found || '): its statements would reach the children''s rows too, which the parent''s primary key does not tell apart from its own; detach the children (ALTER TABLE child NO INHERIT parent), run the operation on each table on its own (each needs its own primary key), then attach them again (ALTER TABLE child INHERIT parent)';
+  END IF;
+END
+$lossless$;
+
+DO $lossless$
+DECLARE
   n bigint;
   samples text;
 BEGIN
@@ -102,11 +124,18 @@ ALTER TABLE migrations_mig ADD CONSTRAINT migrations_mig_plm_id_fkey FOREIGN KEY
 DO $lossless$
 DECLARE
   s text;
+  lossless_named text;
+  lossless_current text;
 BEGIN
   IF to_regclass('lossless_stash') IS NOT NULL THEN
     FOR s IN SELECT jsonb_array_elements_text(s.payload -> 'attached' -> 'statements') FROM lossless_stash AS s WHERE s.kind = 'column' AND s.table_name = 'migrations_mig' AND s.column_name = 'plm_id' LOOP
       EXECUTE s;
     END LOOP;
+    SELECT r.payload -> 'not_null' ->> 'name' INTO lossless_named FROM lossless_stash AS r WHERE r.kind = 'column' AND r.table_name = 'migrations_mig' AND r.column_name = 'plm_id' LIMIT 1;
+    SELECT n.conname INTO lossless_current FROM pg_constraint n JOIN pg_attribute a ON a.attrelid = n.conrelid AND n.conkey = ARRAY[a.attnum] WHERE n.conrelid = to_regclass('migrations_mig') AND n.contype = 'n' AND a.attname = 'plm_id';
+    IF lossless_current <> lossless_named THEN
+      EXECUTE format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', to_regclass('migrations_mig'), lossless_current, lossless_named);
+    END IF;
   END IF;
 END
 $lossless$;

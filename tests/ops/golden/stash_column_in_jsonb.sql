@@ -15,6 +15,17 @@ DO $lossless$
 DECLARE
   found text;
 BEGIN
+  SELECT string_agg(q.kind || ' ' || q.what, ', ') INTO found FROM (SELECT 'inheritance child' AS kind, i.inhrelid::regclass::text AS what FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent WHERE i.inhparent = to_regclass('commitments') AND p.relkind = 'r' UNION ALL SELECT 'column inherited from', string_agg(i.inhparent::regclass::text, ', ') FROM pg_attribute a JOIN pg_inherits i ON i.inhrelid = a.attrelid WHERE a.attrelid = to_regclass('commitments') AND a.attname = 'goal_id' AND a.attinhcount > 0 HAVING count(*) > 0 ORDER BY 1, 2) AS q;
+  IF found IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'refused: stash_column_in_jsonb: commitments is in a table-inheritance hierarchy (' || found || '): its statements would reach the children''s rows too, which the parent''s primary key does not tell apart from its own; detach the children (ALTER TABLE child NO INHERIT parent), run the operation on each table on its own (each needs its own primary key), then attach them again (ALTER TABLE child INHERIT parent)';
+  END IF;
+END
+$lossless$;
+
+DO $lossless$
+DECLARE
+  found text;
+BEGIN
   SELECT string_agg(q.kind || ' ' || q.what, ', ') INTO found FROM (
 WITH col AS (
     SELECT a.attrelid, a.attnum FROM pg_attribute a
@@ -124,7 +135,7 @@ DECLARE
   lossless_payload jsonb;
 BEGIN
   PERFORM set_config('search_path', '', true);
-  lossless_payload := (SELECT jsonb_build_object('type', format_type(a.atttypid, a.atttypmod), 'nullable', NOT a.attnotnull, 'default', pg_get_expr(d.adbin, d.adrelid), 'foreign_keys', COALESCE((SELECT jsonb_agg(jsonb_build_object('name', c.conname, 'definition', pg_get_constraintdef(c.oid), 'referent_schema', rn.nspname, 'referent_table', r.relname, 'referent_columns', ARRAY(SELECT ra.attname FROM unnest(c.confkey) WITH ORDINALITY AS k(attnum, ord) JOIN pg_attribute ra ON ra.attrelid = c.confrelid AND ra.attnum = k.attnum ORDER BY k.ord)) ORDER BY c.conname) FROM pg_constraint c JOIN pg_class r ON r.oid = c.confrelid JOIN pg_namespace rn ON rn.oid = r.relnamespace WHERE c.conrelid = a.attrelid AND c.contype = 'f' AND c.conkey = ARRAY[a.attnum]), '[]'::jsonb)) FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attrelid = lossless_rel AND a.attname = 'goal_id' AND a.attnum > 0 AND NOT a.attisdropped) || jsonb_build_object('attached', 
+  lossless_payload := (SELECT jsonb_build_object('type', format_type(a.atttypid, a.atttypmod), 'nullable', NOT a.attnotnull, 'default', pg_get_expr(d.adbin, d.adrelid), 'foreign_keys', COALESCE((SELECT jsonb_agg(jsonb_build_object('name', c.conname, 'definition', pg_get_constraintdef(c.oid), 'referent_schema', rn.nspname, 'referent_table', r.relname, 'referent_columns', ARRAY(SELECT ra.attname FROM unnest(c.confkey) WITH ORDINALITY AS k(attnum, ord) JOIN pg_attribute ra ON ra.attrelid = c.confrelid AND ra.attnum = k.attnum ORDER BY k.ord)) ORDER BY c.conname) FROM pg_constraint c JOIN pg_class r ON r.oid = c.confrelid JOIN pg_namespace rn ON rn.oid = r.relnamespace WHERE c.conrelid = a.attrelid AND c.contype = 'f' AND c.conkey = ARRAY[a.attnum]), '[]'::jsonb), 'not_null', (SELECT jsonb_build_object('name', n.conname, 'definition', pg_get_constraintdef(n.oid)) FROM pg_constraint n WHERE n.conrelid = a.attrelid AND n.contype = 'n' AND n.conkey = ARRAY[a.attnum])) FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attrelid = lossless_rel AND a.attname = 'goal_id' AND a.attnum > 0 AND NOT a.attisdropped) || jsonb_build_object('attached', 
 (SELECT jsonb_build_object(
     'collation', CASE WHEN a.attcollation <> ty.typcollation THEN
         (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname)

@@ -217,3 +217,37 @@ def test_the_column_comes_back_at_the_end(lossless_engine: Engine, operation: st
     run(lossless_engine, up.reverse())
 
     assert column_order(lossless_engine, "sprints") == "id, title, metadata, created_at, goal_id"
+
+
+#: PostgreSQL 18 names NOT NULL constraints; earlier versions have no name to keep.
+NAMED_NOT_NULL = """
+DO $$ BEGIN IF current_setting('server_version_num')::int >= 180000 THEN
+    ALTER TABLE sprints RENAME CONSTRAINT sprints_goal_id_not_null TO "goal-required";
+END IF; END $$
+"""
+
+
+@pytest.mark.parametrize("operation", list(DROPPING))
+def test_a_named_not_null_constraint_keeps_its_name(
+    lossless_engine: Engine, operation: str
+) -> None:
+    setup(lossless_engine, NAMED_NOT_NULL)
+
+    assert_exact(lossless_engine, DROPPING[operation]())
+
+
+def test_offline_a_named_not_null_constraint_keeps_its_name(lossless_engine: Engine) -> None:
+    setup(lossless_engine, NAMED_NOT_NULL)
+    before = take(lossless_engine)
+
+    run_offline(
+        lossless_engine, lambda op: op.stash_column_in_jsonb("sprints", "goal_id", primary_key="id")
+    )
+    run_offline(
+        lossless_engine,
+        lambda op: op.restore_column_from_jsonb(
+            "sprints", "goal_id", type_="uuid", nullable=False, primary_key="id"
+        ),
+    )
+
+    assert exact(before, take(lossless_engine)) == []
