@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from alembic.operations import MigrateOperation
 from sqlalchemy import Engine
 
 from tests.ops.hostile.harness import (
@@ -17,7 +19,7 @@ from tests.ops.hostile.harness import (
     setup,
     take,
 )
-from toolkit.ops import StashColumnInJsonbOp
+from toolkit.ops import MoveFkToChildOp, PromoteFkToJunctionOp, StashColumnInJsonbOp
 
 ODD_TYPES = {
     "enum stimmung_ü": (
@@ -192,19 +194,76 @@ def test_cross_schema_referent(lossless_engine: Engine, inverse: Any) -> None:
     assert_exact(lossless_engine, up, inverse, schemas=("app", "ref"))
 
 
-def test_recorded_definitions_do_not_depend_on_search_path(lossless_engine: Engine) -> None:
-    setup(lossless_engine, SCHEMAS, "CREATE TABLE public.goals (id uuid PRIMARY KEY)")
-    up = StashColumnInJsonbOp("sprints", "goal_id", jsonb_column="metadata", schema="app")
+IN_APP: dict[str, Callable[[], MigrateOperation]] = {
+    "stash": lambda: StashColumnInJsonbOp(
+        "sprints", "goal_id", jsonb_column="metadata", schema="app"
+    ),
+    "promote": lambda: PromoteFkToJunctionOp(
+        "sprints",
+        "goal_id",
+        junction="sprint_goals",
+        owner_column="sprint_id",
+        referent_column="goal_id",
+        schema="app",
+    ),
+    "move_to_child": lambda: MoveFkToChildOp(
+        "sprints", "goal_id", child="tasks", child_fk="sprint_id", schema="app"
+    ),
+}
 
+#: Names the restore's search_path would resolve elsewhere: a goals table, a type and a
+#: sequence in public shadowing ref's and app's.
+SHADOWS = """
+CREATE TABLE public.goals (id uuid PRIMARY KEY);
+CREATE TYPE app.kind AS ENUM ('a', 'b'); CREATE TYPE public.kind AS ENUM ('z');
+CREATE SEQUENCE app.numbers START 7; CREATE SEQUENCE public.numbers START 1000;
+ALTER TABLE app.sprints ADD COLUMN mood app.kind DEFAULT 'b',
+    ADD COLUMN n bigint DEFAULT nextval('app.numbers');
+CREATE INDEX ix_mood ON app.sprints (goal_id) WHERE mood = 'a'::app.kind;
+UPDATE app.sprints SET mood = 'a' WHERE title > 'sprint 4';
+"""
+
+
+def under_another_search_path(up: MigrateOperation) -> Callable[[Any], Any]:
     def down_elsewhere(op: Any) -> None:
         op.get_bind().exec_driver_sql("SET LOCAL search_path = public")
         op.invoke(up.reverse())
 
-    with lossless_engine.begin() as conn:
+    return down_elsewhere
+
+
+def app_first(engine: Engine) -> None:
+    with engine.begin() as conn:
         conn.exec_driver_sql(
-            f'ALTER DATABASE "{lossless_engine.url.database}" SET search_path = app, ref, public'
+            f'ALTER DATABASE "{engine.url.database}" SET search_path = app, ref, public'
         )
-    assert_exact(lossless_engine, up, down_elsewhere, schemas=("app", "ref", "public"))
+
+
+@pytest.mark.parametrize("operation", list(IN_APP))
+def test_recorded_definitions_do_not_depend_on_search_path(
+    lossless_engine: Engine, operation: str
+) -> None:
+    setup(lossless_engine, SCHEMAS, SHADOWS)
+    app_first(lossless_engine)
+    up = IN_APP[operation]()
+
+    assert_exact(
+        lossless_engine, up, under_another_search_path(up), schemas=("app", "ref", "public")
+    )
+
+
+@pytest.mark.parametrize("column", ["mood", "n"])
+def test_a_type_and_a_default_in_another_schema_come_back(
+    lossless_engine: Engine, column: str
+) -> None:
+    """Recorded under app's path, restored under public's: app's type and sequence."""
+    setup(lossless_engine, SCHEMAS, SHADOWS)
+    app_first(lossless_engine)
+    up = StashColumnInJsonbOp("sprints", column, jsonb_column="metadata", schema="app")
+
+    assert_exact(
+        lossless_engine, up, under_another_search_path(up), schemas=("app", "ref", "public")
+    )
 
 
 @pytest.mark.parametrize("operation", list(DROPPING))
