@@ -20,9 +20,10 @@ record it too):
 
 Every name in a statement is schema-qualified whatever the ``search_path``: tables through
 ``quote_ident(schema) || '.' || quote_ident(name)``, definitions through PostgreSQL's own
-``pg_get_*def`` (which qualify what the path does not show). Indexes that back a
-constraint come back with the constraint. Foreign keys are not here: the operations record
-them with the column (``toolkit.sql.lookups.column_definition_json``).
+``pg_get_*def``, which qualify what the path does not show; the operations record under an
+empty ``search_path`` (``toolkit.sql.stash.record_column``), so that is every name.
+Indexes that back a constraint come back with the constraint. Foreign keys are not here:
+the operations record them with the column (``toolkit.sql.lookups.column_definition_json``).
 
 ``replay_attached(record)`` is the offline replay: a ``DO`` block running the recorded
 statements when the script runs. Online, the operation reads the record and runs the
