@@ -194,6 +194,27 @@ def test_cross_schema_referent(lossless_engine: Engine, inverse: Any) -> None:
     assert_exact(lossless_engine, up, inverse, schemas=("app", "ref"))
 
 
+def test_a_hand_written_collapse_names_a_referent_in_another_schema(
+    lossless_engine: Engine,
+) -> None:
+    setup(lossless_engine, SCHEMAS)
+
+    assert_exact(
+        lossless_engine,
+        IN_APP["promote"](),
+        lambda op: op.collapse_junction_to_fk(
+            "sprint_goals",
+            table="sprints",
+            column="goal_id",
+            owner_column="sprint_id",
+            referent_column="goal_id",
+            referent_table="ref.goals",
+            schema="app",
+        ),
+        schemas=("app", "ref"),
+    )
+
+
 IN_APP: dict[str, Callable[[], MigrateOperation]] = {
     "stash": lambda: StashColumnInJsonbOp(
         "sprints", "goal_id", jsonb_column="metadata", schema="app"
