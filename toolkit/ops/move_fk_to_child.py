@@ -31,14 +31,14 @@ from toolkit.ops.jsonb_slot import (
     stash_checks,
     stash_steps,
 )
-from toolkit.ops.refusals import refusal
+from toolkit.ops.refusals import refusal, value_without_referent
 from toolkit.ops.runtime import Runner
 from toolkit.ops.steps import Run, Step, TableLock
 from toolkit.sql import ddl
 from toolkit.sql.checks import CheckSet, key_text
 from toolkit.sql.ddl import ForeignKeySpec
 from toolkit.sql.family import Family
-from toolkit.sql.idents import column_of, ident, type_sql
+from toolkit.sql.idents import column_of, ident, table_as_t, type_sql
 from toolkit.sql.jsonb_slot import JsonbSlot
 
 
@@ -137,8 +137,10 @@ class MoveFkToChildOp(LosslessOperation):
         )
         type_text = type_sql(self.type_) if self.type_ is not None else None
         referent, parent_key = explicit_referent(self), self.parent_key
+        guaranteed, child_key = False, ("ctid",)
         if not runner.offline:
             parent_key, type_text, referent = self._reflect(runner, type_text, referent)
+            guaranteed, child_key = self._known_facts(runner, referent)
         assert parent_key is not None and type_text is not None
         fk_name = self.fk_name or default_fk_name(self.child, self.new_column)
         ident(fk_name)  # a name PostgreSQL would truncate fails before any change
@@ -162,6 +164,8 @@ class MoveFkToChildOp(LosslessOperation):
             referent=referent,
             fk_name=fk_name,
             fk_names=foreign_key_names(runner, self.parent, self.column, self.schema),
+            guaranteed=guaranteed,
+            child_key=child_key,
         )
 
     def _reflect(
@@ -176,7 +180,18 @@ class MoveFkToChildOp(LosslessOperation):
         if referent is None:
             spec = reflect.single_foreign_key(runner, self.parent, self.column, self.schema)
             referent = spec.overriding(ondelete=self.ondelete) if spec is not None else None
+        if referent is not None:
+            referent = reflect.with_referent_key(runner, referent)
         return parent_key, type_text or found.type_text, referent
+
+    def _known_facts(
+        self, runner: Runner, referent: ForeignKeySpec | None
+    ) -> tuple[bool, tuple[str, ...]]:
+        """Online: whether a validated foreign key already proves the parent's values have
+        their referent, and the child's key (its rows' names in a refusal; else ``ctid``)."""
+        current = reflect.foreign_keys(runner, self.parent, self.column, self.schema)
+        guaranteed = referent is None or reflect.validated_by(current, referent)
+        return guaranteed, reflect.primary_key_or_ctid(runner, self.child, self.schema)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,6 +206,10 @@ class ToChildPlan(Plan):
     referent: ForeignKeySpec | None
     fk_name: str
     fk_names: tuple[str, ...]
+    #: a validated foreign key proves the values have their referent (online)
+    guaranteed: bool
+    #: the child's key, naming its rows in a refusal (offline ``ctid``)
+    child_key: tuple[str, ...]
 
     def dropped_columns(self) -> list[tuple[str | None, str, str]]:
         return [(self.family.schema, self.table, self.column)]
@@ -216,7 +235,31 @@ class ToChildPlan(Plan):
                     child_column=self.child_column,
                 )
             )
-        return [CheckSet(self.slot.source, key_text("t", (family.parent_key,)), tuple(found))]
+        if self.referent is not None and not self.guaranteed:
+            # A NOT VALID key lets values without referent in; the child's key would not.
+            orphans = value_without_referent(
+                self.table, self.column, self.referent, family.has_children("t")
+            )
+            found += [orphans] if orphans is not None else []
+        parents = CheckSet(self.slot.source, key_text("t", (family.parent_key,)), tuple(found))
+        return [parents, *self._children_checks()]
+
+    def _children_checks(self) -> list[CheckSet]:
+        """NOT NULL: every child must have a parent to take the value from."""
+        family = self.family
+        if self.nullable:
+            return []
+        orphans = refusal(
+            "child-without-parent",
+            family.child,
+            family.child_fk,
+            family.without_parent("t"),
+            parent=family.parent,
+            parent_key=family.parent_key,
+            child_column=f"{family.child}.{self.child_column}",
+        )
+        source = table_as_t(family.child, family.schema)
+        return [CheckSet(source, key_text("t", self.child_key), (orphans,))]
 
     def steps(self) -> list[Step]:
         family, schema, child = self.family, self.family.schema, self.family.child

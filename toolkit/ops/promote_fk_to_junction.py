@@ -14,12 +14,12 @@ from toolkit.ops import reflect
 from toolkit.ops.base import FROM_RECORD, LosslessOperation, Plan, lossless_operation, name_of
 from toolkit.ops.columns import foreign_key_names, record_and_drop
 from toolkit.ops.junction import shape_of
-from toolkit.ops.refusals import refusal
+from toolkit.ops.refusals import value_without_referent
 from toolkit.ops.runtime import Runner
 from toolkit.ops.steps import Run, Step, TableLock, runs
-from toolkit.sql.checks import CheckSet, key_text, missing_referent
+from toolkit.sql.checks import CheckSet, key_text
 from toolkit.sql.ddl import ForeignKeySpec
-from toolkit.sql.idents import Sql, column_of, table_as_t
+from toolkit.sql.idents import Sql, table_as_t
 from toolkit.sql.junction import JunctionShape
 from toolkit.sql.stash import ensure_stash, forget
 
@@ -136,12 +136,7 @@ class PromoteFkToJunctionOp(LosslessOperation):
                 " follow; pass referent_table= and referent_key="
             )
         referent = reflect.with_referent_key(runner, referent)
-        guaranteed = any(
-            fk.validated
-            and fk.spec.referent_table == referent.referent_table
-            and fk.spec.referent_columns == referent.referent_columns
-            for fk in current
-        )
+        guaranteed = reflect.validated_by(current, referent)
         kept = reflect.stash_count(runner, "link", table, column, schema)
         return owner_key, referent, guaranteed, kept
 
@@ -183,19 +178,8 @@ class PromotePlan(Plan):
     def checks(self) -> list[CheckSet]:
         if self.guaranteed:
             return []
-        ref = self.referent
-        orphans = refusal(
-            "value-without-referent",
-            self.table,
-            self.column,
-            missing_referent(
-                column_of("t", self.column),
-                ref.referent_table,
-                ref.referent_columns[0],
-                ref.referent_schema,
-            ),
-            referent=ref.referent_table,
-        )
+        orphans = value_without_referent(self.table, self.column, self.referent)
+        assert orphans is not None  # online the key is reflected, offline it is required
         source = table_as_t(self.table, self.shape.schema)
         return [CheckSet(source, key_text("t", (self.shape.owner_key,)), (orphans,))]
 

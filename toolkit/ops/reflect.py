@@ -57,6 +57,12 @@ def primary_key(runner: Runner, table: str, schema: str | None) -> tuple[str, ..
     return names
 
 
+def primary_key_or_ctid(runner: Runner, table: str, schema: str | None) -> tuple[str, ...]:
+    """``table``'s primary key columns, else ``ctid`` (to name its rows in a refusal)."""
+    names = tuple(str(r[0]) for r in runner.rows(lookups.primary_key(table, schema)))
+    return names or ("ctid",)
+
+
 def single_key(runner: Runner, table: str, schema: str | None) -> str:
     """``table``'s primary key, which must be one column."""
     names = primary_key(runner, table, schema)
@@ -123,6 +129,17 @@ def single_foreign_key(
     """The referent of ``table.name`` if exactly one single-column foreign key has it."""
     found = [fk for fk in foreign_keys(runner, table, name, schema) if fk.local_columns == 1]
     return found[0].spec if len(found) == 1 else None
+
+
+def validated_by(found: list[ForeignKeyInfo], spec: ForeignKeySpec) -> bool:
+    """Whether a validated key of ``found`` references what ``spec`` does (so every value
+    is known to have its referent)."""
+    return any(
+        fk.validated
+        and fk.spec.referent_table == spec.referent_table
+        and fk.spec.referent_columns == spec.referent_columns
+        for fk in found
+    )
 
 
 def with_referent_key(runner: Runner, spec: ForeignKeySpec) -> ForeignKeySpec:

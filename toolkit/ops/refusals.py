@@ -15,9 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg import sql
+
 from toolkit.errors import Remedy
-from toolkit.sql.checks import RowCheck
-from toolkit.sql.idents import Sql
+from toolkit.sql.checks import RowCheck, missing_referent
+from toolkit.sql.ddl import ForeignKeySpec
+from toolkit.sql.idents import Sql, column_of
 
 #: The policy for rows that cannot get their NOT NULL value back, and its choices.
 ON_MISSING = "on_missing"
@@ -69,6 +72,15 @@ CATALOG: dict[str, Entry] = {
         "have no {child} row and no {key!r} in {jsonb_column}, and {column} is NOT NULL",
         _NOT_NULL,
     ),
+    "child-without-parent": Entry(
+        "have no {parent} row ({column} is NULL or matches no {parent}.{parent_key}),"
+        " so {child_column} cannot be NOT NULL there",
+        Remedy(
+            "give those rows a parent (or delete them) first, or pass nullable=True",
+            argument="nullable",
+            choices=("True",),
+        ),
+    ),
     "children-of-parent-without-value": Entry(
         "have no {column} but have {child} rows, whose {child_column} will be NOT NULL",
         Remedy(
@@ -85,3 +97,23 @@ def refusal(code: str, table: str, column: str | None, condition: Sql, **values:
     entry = CATALOG[code]
     reason = entry.reason.format(column=column, **values)
     return RowCheck(table, column, code, reason, condition, entry.remedy)
+
+
+def value_without_referent(
+    table: str, column: str, referent: ForeignKeySpec, row_filter: Sql | None = None
+) -> RowCheck | None:
+    """The refusal of values of ``table.column`` (rows ``t``, those matching ``row_filter``)
+    that ``referent`` lacks; None when its key is not known (offline, left implicit)."""
+    if not referent.referent_columns:
+        return None
+    condition = missing_referent(
+        column_of("t", column),
+        referent.referent_table,
+        referent.referent_columns[0],
+        referent.referent_schema,
+    )
+    if row_filter is not None:
+        condition = sql.SQL("{} AND {}").format(row_filter, condition)
+    return refusal(
+        "value-without-referent", table, column, condition, referent=referent.referent_table
+    )

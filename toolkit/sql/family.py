@@ -39,6 +39,12 @@ class Family:
         """Condition on parent rows ``alias``: no child row."""
         return sql.SQL("NOT {}").format(self.has_children(alias))
 
+    def without_parent(self, alias: str) -> Sql:
+        """Condition on child rows ``alias``: no parent row (``child_fk`` NULL or dangling)."""
+        return sql.SQL("NOT EXISTS (SELECT FROM {} AS p WHERE p.{} = {})").format(
+            self.parent_ref, ident(self.parent_key), column_of(alias, self.child_fk)
+        )
+
     def copy_down(self, parent_column: str, child_column: str) -> Sql:
         """Give each child row its parent's value (parents holding NULL are skipped)."""
         return sql.SQL(

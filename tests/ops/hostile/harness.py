@@ -168,3 +168,27 @@ def run_offline(engine: Engine, fn: Callable[[Any], Any]) -> None:
     script = offline_sql(fn)
     with engine.connect() as conn:
         execute(conn.execution_options(isolation_level="AUTOCOMMIT"), f"BEGIN;\n{script}COMMIT;")
+
+
+def assert_refused_offline(
+    engine: Engine,
+    step: Step,
+    match: str,
+    *,
+    schemas: Sequence[str] = ("public",),
+) -> None:
+    """The offline script of ``step``, run in one transaction as psql would, raises a
+    guard's ``check_violation`` matching ``match``, and the database is unchanged."""
+    import psycopg
+
+    operation = step
+    script = offline_sql(
+        (lambda op: op.invoke(operation)) if isinstance(operation, MigrateOperation) else operation
+    )
+    before = take(engine, schemas)
+    with engine.connect() as conn:
+        raw = conn.execution_options(isolation_level="AUTOCOMMIT")
+        with pytest.raises(psycopg.errors.CheckViolation, match=match):
+            execute(raw, "BEGIN;\n" + script + "COMMIT;")
+        execute(raw, "ROLLBACK")
+    assert fingerprint_diff(before, take(engine, schemas)) == []
