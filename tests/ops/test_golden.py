@@ -58,12 +58,30 @@ def keep_null_collapse(op: Any) -> None:
     )
 
 
+def restore_with_fk_options(op: Any) -> None:
+    """Offline, every option of the foreign key is an argument (online: the record)."""
+    op.restore_column_from_jsonb(
+        "commitments",
+        "goal_id",
+        type_="uuid",
+        foreign_key=("client_goals", "id"),
+        fk_name="commitments_goal_fk",
+        ondelete="SET NULL",
+        onupdate="CASCADE",
+        deferrable=True,
+        initially="DEFERRED",
+        match="FULL",
+        primary_key="id",
+    )
+
+
 CASES: dict[str, Callable[[Any], Any]] = {
     "promote_fk_to_junction": promote,
     "collapse_junction_to_fk": collapse,
     "collapse_junction_to_fk_keep_null_keep_links": keep_null_collapse,
     "stash_column_in_jsonb": stash,
     "restore_column_from_jsonb": restore,
+    "restore_column_from_jsonb_fk_options": restore_with_fk_options,
     "move_fk_to_child": to_child,
     "move_fk_to_parent": to_parent,
     "run_lossless": batch,

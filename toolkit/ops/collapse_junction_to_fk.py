@@ -8,7 +8,7 @@ for the next promote to re-insert verbatim.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import KW_ONLY, dataclass, replace
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from toolkit.errors import UsageError
@@ -29,6 +29,7 @@ from toolkit.ops.columns import (
     forget_recorded,
     resolve_column,
 )
+from toolkit.ops.fk_args import ForeignKeyArgs
 from toolkit.ops.jsonb_slot import stash_state
 from toolkit.ops.junction import DEFAULT_ORDER, shape_of
 from toolkit.ops.policies import MissingPolicy
@@ -76,6 +77,10 @@ class CollapseJunctionToFkOp(LosslessOperation):
     nullable: bool | FromRecord = FROM_RECORD
     fk_name: str | None = None
     ondelete: str | None = None
+    onupdate: str | None = None
+    deferrable: bool | None = None
+    initially: str | None = None
+    match: str | None = None
     on_missing: str = "refuse"
     fill_value: str | None = None
     keep_extra_links: bool = False
@@ -88,10 +93,26 @@ class CollapseJunctionToFkOp(LosslessOperation):
     def __post_init__(self) -> None:
         object.__setattr__(self, "order_by", tuple(self.order_by))
         self.policy  # noqa: B018  (a bad policy is a usage error when the op is built)
+        self.fk_args  # noqa: B018  (so is a bad foreign-key option)
 
     @property
     def policy(self) -> MissingPolicy:
         return MissingPolicy(self.on_missing, self.fill_value)
+
+    @property
+    def fk_args(self) -> ForeignKeyArgs:
+        """What the arguments say about ``table.column``'s foreign key."""
+        return ForeignKeyArgs(
+            self.referent_table,
+            self.referent_key,
+            self.fk_name,
+            self.ondelete,
+            self.onupdate,
+            self.deferrable,
+            self.initially,
+            self.match,
+            self.schema,
+        )
 
     def reverse(self) -> LosslessOperation:
         """Promote the column back into the junction."""
@@ -164,13 +185,12 @@ class CollapseJunctionToFkOp(LosslessOperation):
             )
             if spec is None:
                 return None
-            return self._fk_name(), replace(spec, ondelete=self.ondelete, onupdate=None)
+            # The junction's own options (ON DELETE CASCADE) are not the column's.
+            bare = ForeignKeySpec(spec.referent_table, spec.referent_columns, spec.referent_schema)
+            return self._fk_name(), self.fk_args.override(bare)
 
-        explicit: NamedForeignKey | None = None
-        if self.referent_table is not None:
-            key = (self.referent_key or "id",)
-            spec = ForeignKeySpec.to(self.referent_table, key, self.schema, ondelete=self.ondelete)
-            explicit = (self._fk_name(), spec)
+        spec = self.fk_args.spec(default_key="id")
+        explicit = (self._fk_name(), spec) if spec is not None else None
         return resolve_column(
             runner,
             self.table,
@@ -179,6 +199,7 @@ class CollapseJunctionToFkOp(LosslessOperation):
             type_text=type_sql(self.type_) if given(self.type_) is not None else None,
             nullable=given(self.nullable),
             foreign_key=explicit,
+            fk_args=self.fk_args,
             fallback_type=junction_type,
             fallback_fk=junction_fk,
         )

@@ -16,7 +16,9 @@ from psycopg import sql
 
 from toolkit.errors import OfflineModeError, UsageError
 from toolkit.ops import reflect
+from toolkit.ops.fk_args import ForeignKeyArgs
 from toolkit.ops.policies import MissingPolicy
+from toolkit.ops.record_agreement import refuse_contradictions
 from toolkit.ops.runtime import Runner
 from toolkit.ops.steps import Measure, OnlyIfZero, Run, Step, runs
 from toolkit.sql import ddl
@@ -221,11 +223,23 @@ def resolve_column(
     type_text: str | None,
     nullable: bool | None,
     foreign_key: NamedForeignKey | None,
+    fk_args: ForeignKeyArgs,
+    nullable_default: bool = True,
     fallback_type: Callable[[], str | None] = lambda: None,
     fallback_fk: Callable[[], NamedForeignKey | None] = lambda: None,
 ) -> ColumnPlan:
-    """Decide how ``table.column`` comes back (see the module docstring for the order)."""
+    """Decide how ``table.column`` comes back (see the module docstring for the order).
+
+    ``foreign_key`` is what ``fk_args`` describe (``referent_table`` given); with a
+    record, the recorded foreign keys are re-created (every option, every key) and an
+    argument contradicting the record is refused. ``nullable_default``: with neither an
+    argument nor a record."""
     rec = None if runner.offline else reflect.recorded(runner, table, column, schema)
+    if rec is not None:
+        where = f"{table}.{column}"
+        refuse_contradictions(
+            runner, where, rec, type_text=type_text, nullable=nullable, fk=fk_args
+        )
     if type_text is None and rec is not None:
         type_text = rec.type_text
     if type_text is None and not runner.offline:
@@ -236,15 +250,11 @@ def resolve_column(
             raise OfflineModeError(message + " (offline the stash's record cannot be read)")
         raise UsageError(message + " (nothing was recorded for it)")
     if nullable is None:
-        nullable = rec.nullable if rec is not None else True
+        nullable = rec.nullable if rec is not None else nullable_default
     explicit: tuple[NamedForeignKey, ...] = ()
-    recorded: tuple[tuple[str, str], ...] = ()
-    refs: tuple[tuple[str | None, str, str], ...] = ()
-    if foreign_key is not None:
+    if rec is None and foreign_key is not None:
         explicit = (foreign_key,)
-    elif rec is not None:
-        recorded, refs = rec.foreign_keys, rec.references
-    elif not runner.offline:
+    elif rec is None and not runner.offline:
         found = fallback_fk()
         explicit = (found,) if found is not None else ()
     return ColumnPlan(
@@ -255,8 +265,8 @@ def resolve_column(
         nullable=nullable,
         default=rec.default if rec is not None else None,
         explicit_fks=explicit,
-        recorded_fks=recorded,
-        recorded_refs=refs,
+        recorded_fks=rec.foreign_keys if rec is not None else (),
+        recorded_refs=rec.references if rec is not None else (),
         replay_fks=runner.offline and foreign_key is None,
         attached=rec.attached if rec is not None else (),
         collation=rec.collation if rec is not None else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from toolkit.ops import reflect
+from toolkit.ops.fk_args import ForeignKeyArgs
 from toolkit.ops.runtime import Runner
 from toolkit.sql.ddl import ForeignKeySpec
 from toolkit.sql.family import Family
@@ -24,7 +25,17 @@ class DescribesFamily(Protocol):
     @property
     def referent_key(self) -> str | None: ...
     @property
+    def fk_name(self) -> str | None: ...
+    @property
     def ondelete(self) -> str | None: ...
+    @property
+    def onupdate(self) -> str | None: ...
+    @property
+    def deferrable(self) -> bool | None: ...
+    @property
+    def initially(self) -> str | None: ...
+    @property
+    def match(self) -> str | None: ...
     @property
     def schema(self) -> str | None: ...
 
@@ -34,12 +45,24 @@ def family_of(op: DescribesFamily, parent_key: str) -> Family:
     return Family(op.parent, parent_key, op.child, op.child_fk, op.schema)
 
 
+def fk_args_of(op: DescribesFamily) -> ForeignKeyArgs:
+    """What the arguments say about the foreign key the operation re-creates."""
+    return ForeignKeyArgs(
+        op.referent_table,
+        op.referent_key,
+        op.fk_name,
+        op.ondelete,
+        op.onupdate,
+        op.deferrable,
+        op.initially,
+        op.match,
+        op.schema,
+    )
+
+
 def explicit_referent(op: DescribesFamily) -> ForeignKeySpec | None:
     """The foreign key the arguments describe (``referent_table`` given), else None."""
-    if op.referent_table is None:
-        return None
-    key = (op.referent_key,) if op.referent_key else ()
-    return ForeignKeySpec.to(op.referent_table, key, op.schema, ondelete=op.ondelete)
+    return fk_args_of(op).spec()
 
 
 def parent_key_of(runner: Runner, op: DescribesFamily, given: str | None) -> str:

@@ -23,7 +23,7 @@ from toolkit.ops.base import (
     name_of,
 )
 from toolkit.ops.columns import default_fk_name, foreign_key_names, record_and_drop
-from toolkit.ops.family import explicit_referent, family_of, parent_key_of
+from toolkit.ops.family import explicit_referent, family_of, fk_args_of, parent_key_of
 from toolkit.ops.jsonb_slot import (
     DEFAULT_JSONB,
     check_jsonb_column,
@@ -73,6 +73,10 @@ class MoveFkToChildOp(LosslessOperation):
     referent_table: str | None = None
     referent_key: str | None = None
     ondelete: str | None = None
+    onupdate: str | None = None
+    deferrable: bool | None = None
+    initially: str | None = None
+    match: str | None = None
     type_: Any = None
     parent_key: str | None = None
     order_by: tuple[str, ...] | None = None
@@ -102,11 +106,19 @@ class MoveFkToChildOp(LosslessOperation):
             key=self.stash_key,
             referent_table=self.referent_table,
             referent_key=self.referent_key,
-            ondelete=self.ondelete,
+            **self._reverse_fk_args(),
             type_=self.type_ if self.type_ is not None else FROM_RECORD,
             parent_key=self.parent_key,
             schema=self.schema,
         )
+
+    def _reverse_fk_args(self) -> dict[str, Any]:
+        """The foreign key's options for ``reverse()``: online (no ``referent_table``)
+        they are overrides of the child's key only, and the parent's come from the record."""
+        if self.referent_table is None:
+            return {}
+        names = ("ondelete", "onupdate", "deferrable", "initially", "match")
+        return {name: getattr(self, name) for name in names}
 
     def describe(self) -> str:
         """One line for logs and reports."""
@@ -137,7 +149,8 @@ class MoveFkToChildOp(LosslessOperation):
         )
         type_text = type_sql(self.type_) if self.type_ is not None else None
         referent, parent_key = explicit_referent(self), self.parent_key
-        guaranteed, child_key = False, ("ctid",)
+        child_key: tuple[str, ...]
+        guaranteed, child_key = False, ("ctid",)  # offline: checked, rows named by ctid
         if not runner.offline:
             parent_key, type_text, referent = self._reflect(runner, type_text, referent)
             guaranteed, child_key = self._known_facts(runner, referent)
@@ -179,7 +192,7 @@ class MoveFkToChildOp(LosslessOperation):
             raise UsageError(f"move_fk_to_child: column {self.child}.{self.new_column} exists")
         if referent is None:
             spec = reflect.single_foreign_key(runner, self.parent, self.column, self.schema)
-            referent = spec.overriding(ondelete=self.ondelete) if spec is not None else None
+            referent = fk_args_of(self).override(spec) if spec is not None else None
         if referent is not None:
             referent = reflect.with_referent_key(runner, referent)
         return parent_key, type_text or found.type_text, referent

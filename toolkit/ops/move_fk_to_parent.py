@@ -33,7 +33,7 @@ from toolkit.ops.columns import (
     forget_recorded,
     resolve_column,
 )
-from toolkit.ops.family import explicit_referent, family_of, parent_key_of
+from toolkit.ops.family import explicit_referent, family_of, fk_args_of, parent_key_of
 from toolkit.ops.jsonb_slot import (
     DEFAULT_JSONB,
     check_jsonb_column,
@@ -79,12 +79,16 @@ class MoveFkToParentOp(LosslessOperation):
     order_by: tuple[str, ...] | None = None
     parent_column: str | None = None
     fk_name: str | None = None
-    nullable: bool | FromRecord = False
+    nullable: bool | FromRecord = FROM_RECORD
     jsonb_column: str = DEFAULT_JSONB
     key: str | None = None
     referent_table: str | None = None
     referent_key: str | None = None
     ondelete: str | None = None
+    onupdate: str | None = None
+    deferrable: bool | None = None
+    initially: str | None = None
+    match: str | None = None
     on_missing: str = "refuse"
     fill_value: str | None = None
     type_: Any = FROM_RECORD
@@ -96,6 +100,7 @@ class MoveFkToParentOp(LosslessOperation):
         if self.order_by is not None:
             object.__setattr__(self, "order_by", tuple(self.order_by))
         self.policy  # noqa: B018  (a bad policy is a usage error when the op is built)
+        fk_args_of(self)  # so is a bad foreign-key option
 
     @property
     def policy(self) -> MissingPolicy:
@@ -125,6 +130,10 @@ class MoveFkToParentOp(LosslessOperation):
             referent_table=self.referent_table,
             referent_key=self.referent_key,
             ondelete=self.ondelete,
+            onupdate=self.onupdate,
+            deferrable=self.deferrable,
+            initially=self.initially,
+            match=self.match,
             type_=given(self.type_),
             parent_key=self.parent_key,
             order_by=self.order_by,
@@ -209,7 +218,7 @@ class MoveFkToParentOp(LosslessOperation):
             spec = reflect.single_foreign_key(runner, self.child, self.column, self.schema)
             if spec is None:
                 return None
-            return self._fk_name(), spec.overriding(ondelete=self.ondelete)
+            return self._fk_name(), fk_args_of(self).override(spec)
 
         explicit: NamedForeignKey | None = None
         spec = explicit_referent(self)
@@ -223,6 +232,8 @@ class MoveFkToParentOp(LosslessOperation):
             type_text=type_sql(self.type_) if given(self.type_) is not None else None,
             nullable=given(self.nullable),
             foreign_key=explicit,
+            fk_args=fk_args_of(self),
+            nullable_default=False,
             fallback_type=child_type,
             fallback_fk=child_fk,
         )

@@ -40,6 +40,8 @@ class ColumnDef:
     collation: str | None = None
     #: (name, definition) of the NOT NULL constraint (PostgreSQL 18 names them)
     not_null: tuple[str, str] | None = None
+    #: (referent schema, table, columns) of each of ``foreign_keys``, in the same order
+    fk_referents: tuple[tuple[str | None, str, tuple[str, ...]], ...] = ()
 
 
 def table_exists(runner: Runner, table: str, schema: str | None) -> bool:
@@ -107,6 +109,7 @@ def foreign_keys(runner: Runner, table: str, name: str, schema: str | None) -> l
             deferrable,
             deferred,
             n_local,
+            match,
         ) = row
         spec = ForeignKeySpec(
             referent_table=str(ref_table),
@@ -116,6 +119,7 @@ def foreign_keys(runner: Runner, table: str, name: str, schema: str | None) -> l
             onupdate=FK_ACTIONS[str(on_update)],
             deferrable=bool(deferrable),
             initially_deferred=bool(deferred),
+            match="FULL" if match == "f" else None,
         )
         found.append(
             ForeignKeyInfo(str(conname), str(definition), spec, bool(validated), int(n_local))
@@ -185,6 +189,14 @@ def recorded(runner: Runner, table: str, name: str, schema: str | None) -> Colum
         attached=tuple(statements_of(payload.get("attached"))),
         collation=collation_of(payload.get("attached")),
         not_null=_named_not_null(payload.get("not_null")),
+        fk_referents=tuple(
+            (
+                fk.get("referent_schema"),
+                str(fk["referent_table"]),
+                tuple(fk.get("referent_columns") or ()),
+            )
+            for fk in payload["foreign_keys"]
+        ),
     )
 
 

@@ -31,6 +31,7 @@ from toolkit.ops.columns import (
     forget_recorded,
     resolve_column,
 )
+from toolkit.ops.fk_args import ForeignKeyArgs
 from toolkit.ops.jsonb_slot import (
     DEFAULT_JSONB,
     check_jsonb_column,
@@ -44,7 +45,6 @@ from toolkit.ops.policies import MissingPolicy
 from toolkit.ops.runtime import Runner
 from toolkit.ops.steps import CheckedByForeignKeys, Run, Step, TableLock
 from toolkit.sql.checks import CheckSet, key_text
-from toolkit.sql.ddl import ForeignKeySpec
 from toolkit.sql.idents import type_sql
 from toolkit.sql.jsonb_slot import JsonbSlot
 
@@ -77,6 +77,10 @@ class RestoreColumnFromJsonbOp(LosslessOperation):
     foreign_key: tuple[str, str] | None = None
     fk_name: str | None = None
     ondelete: str | None = None
+    onupdate: str | None = None
+    deferrable: bool | None = None
+    initially: str | None = None
+    match: str | None = None
     on_missing: str = "refuse"
     fill_value: str | None = None
     primary_key: str | tuple[str, ...] | None = None
@@ -84,10 +88,27 @@ class RestoreColumnFromJsonbOp(LosslessOperation):
 
     def __post_init__(self) -> None:
         self.policy  # noqa: B018  (a bad policy is a usage error when the op is built)
+        self.fk_args  # noqa: B018  (so is a bad foreign-key option)
 
     @property
     def policy(self) -> MissingPolicy:
         return MissingPolicy(self.on_missing, self.fill_value)
+
+    @property
+    def fk_args(self) -> ForeignKeyArgs:
+        """What the arguments say about the column's foreign key."""
+        referent_table, referent_key = self.foreign_key or (None, None)
+        return ForeignKeyArgs(
+            referent_table,
+            referent_key,
+            self.fk_name,
+            self.ondelete,
+            self.onupdate,
+            self.deferrable,
+            self.initially,
+            self.match,
+            self.schema,
+        )
 
     @property
     def stash_key(self) -> str:
@@ -132,6 +153,7 @@ class RestoreColumnFromJsonbOp(LosslessOperation):
             type_text=type_sql(self.type_) if given(self.type_) is not None else None,
             nullable=given(self.nullable),
             foreign_key=self._explicit_fk(),
+            fk_args=self.fk_args,
         )
         slot = JsonbSlot(
             self.table, self.column, self.jsonb_column, self.stash_key, keys, self.schema
@@ -148,11 +170,10 @@ class RestoreColumnFromJsonbOp(LosslessOperation):
         )
 
     def _explicit_fk(self) -> NamedForeignKey | None:
-        if self.foreign_key is None:
+        spec = self.fk_args.spec()
+        if spec is None:
             return None
-        ref_table, ref_key = self.foreign_key
-        name = self.fk_name or default_fk_name(self.table, self.column)
-        return name, ForeignKeySpec.to(ref_table, (ref_key,), self.schema, ondelete=self.ondelete)
+        return self.fk_name or default_fk_name(self.table, self.column), spec
 
 
 @dataclass(frozen=True, kw_only=True)

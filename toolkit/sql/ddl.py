@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from psycopg import sql
 
@@ -36,6 +36,7 @@ class ForeignKeySpec:
     onupdate: str | None = None
     deferrable: bool = False
     initially_deferred: bool = False
+    match: str | None = None  # "FULL" or "SIMPLE" (the default)
 
     @classmethod
     def to(
@@ -51,10 +52,6 @@ class ForeignKeySpec:
         referent_schema, table = split_name(referent, schema)
         return cls(table, columns, referent_schema, ondelete=ondelete)
 
-    def overriding(self, *, ondelete: str | None) -> ForeignKeySpec:
-        """The same key with another ``ON DELETE`` action, if one is given."""
-        return self if ondelete is None else replace(self, ondelete=ondelete)
-
     def clause(self, columns: Sequence[str]) -> Sql:
         """``FOREIGN KEY (...) REFERENCES ...`` for the local ``columns``."""
         target = qualified(self.referent_table, self.referent_schema)
@@ -63,6 +60,8 @@ class ForeignKeySpec:
         parts: list[Sql] = [
             sql.SQL("FOREIGN KEY ({}) REFERENCES {}").format(idents(columns), target)
         ]
+        if self.match and self.match.upper() != "SIMPLE":
+            parts.append(sql.SQL(" MATCH FULL"))
         if self.ondelete:
             parts.append(sql.SQL(" ON DELETE {}").format(fk_action(self.ondelete)))
         if self.onupdate:

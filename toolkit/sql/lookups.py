@@ -88,12 +88,12 @@ def foreign_keys_on(table: str, name: str, schema: str | None = None) -> Sql:
 
     Columns: constraint name, definition, referenced schema, table, columns (array),
     validated, on-delete and on-update action codes, deferrable, initially deferred,
-    number of local columns.
+    number of local columns, match type code.
     """
     return sql.SQL(
         "SELECT c.conname, pg_get_constraintdef(c.oid), n.nspname, r.relname, {refcols},"
         " c.convalidated, c.confdeltype::text, c.confupdtype::text, c.condeferrable,"
-        " c.condeferred, cardinality(c.conkey)"
+        " c.condeferred, cardinality(c.conkey), c.confmatchtype::text"
         " FROM pg_constraint c"
         " JOIN pg_class r ON r.oid = c.confrelid"
         " JOIN pg_namespace n ON n.oid = r.relnamespace"

@@ -128,6 +128,19 @@ END
 $lossless$;
 
 DO $lossless$
+DECLARE
+  n bigint;
+  samples text;
+BEGIN
+  SELECT count(*) INTO n FROM iterations_ite AS t WHERE NOT EXISTS (SELECT FROM migrations_mig AS p WHERE p.mig_id = t.mig_id);
+  IF n > 0 THEN
+    SELECT string_agg(s.k, ', ') INTO samples FROM (SELECT t.ctid::text AS k FROM iterations_ite AS t WHERE NOT EXISTS (SELECT FROM migrations_mig AS p WHERE p.mig_id = t.mig_id) ORDER BY 1 LIMIT 5) AS s;
+    RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'refused: iterations_ite.mig_id: ' || n || ' row(s) have no migrations_mig row (mig_id is NULL or matches no migrations_mig.mig_id), so iterations_ite.plm_id cannot be NOT NULL there' || ' (e.g. ' || samples || ')' || '; give those rows a parent (or delete them) first, or pass nullable=True';
+  END IF;
+END
+$lossless$;
+
+DO $lossless$
 DECLARE t record; kept jsonb := coalesce(nullif(current_setting('lossless.quiet_triggers', true), ''), '{}')::jsonb; mine jsonb := '{}'; BEGIN FOR t IN SELECT tgname, tgenabled::text AS mode FROM pg_trigger WHERE tgrelid = to_regclass('migrations_mig') AND NOT tgisinternal AND tgenabled <> 'D' ORDER BY tgname LOOP mine := mine || jsonb_build_object(t.tgname, t.mode); EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', to_regclass('migrations_mig'), t.tgname); END LOOP; PERFORM set_config('lossless.quiet_triggers', (kept || jsonb_build_object('migrations_mig', mine))::text, true); END
 $lossless$;
 

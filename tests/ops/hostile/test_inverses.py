@@ -19,7 +19,7 @@ from tests.ops.hostile.harness import (
     setup,
     take,
 )
-from toolkit.ops import MoveFkToChildOp
+from toolkit.ops import MoveFkToChildOp, PromoteFkToJunctionOp
 
 FK_OPTIONS = (
     "ALTER TABLE sprints DROP CONSTRAINT sprints_goal_id_fkey;"
@@ -42,10 +42,26 @@ BIGINT_KEYS = (
     " ALTER TABLE sprints ALTER goal_id SET NOT NULL"
 )
 
+PROMOTE_TO_GOALS = PromoteFkToJunctionOp(
+    "sprints",
+    "goal_id",
+    junction="sprint_goals",
+    owner_column="sprint_id",
+    referent_column="goal_id",
+    referent_table="goals",
+    referent_key="id",
+)
+
 
 def restore(**extra: Any) -> Any:
     return lambda op: op.restore_column_from_jsonb(
         "sprints", "goal_id", jsonb_column="metadata", **extra
+    )
+
+
+def to_parent(**extra: Any) -> Any:
+    return lambda op: op.move_fk_to_parent(
+        "tasks", "goal_id", parent="sprints", child_fk="sprint_id", **extra
     )
 
 
@@ -69,28 +85,9 @@ def collapse(**extra: Any) -> Any:
         pytest.param(SECOND_FK, "stash", restore(), id="restore-two-fks"),
         pytest.param("", "promote", collapse(), id="collapse-not-null"),
         pytest.param(BIGINT_KEYS, "promote", collapse(), id="collapse-bigint"),
-        pytest.param(
-            FK_OPTIONS,
-            "promote",
-            collapse(),
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a hand-written collapse builds the foreign key from its own arguments"
-                " (no ON UPDATE, DEFERRABLE)",
-            ),
-            id="collapse-fk-options",
-        ),
-        pytest.param(
-            SECOND_FK,
-            "promote",
-            collapse(),
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="promote refuses a column with two foreign keys unless referent_table="
-                " is passed",
-            ),
-            id="collapse-two-fks",
-        ),
+        pytest.param(FK_OPTIONS, "promote", collapse(), id="collapse-fk-options"),
+        # Two foreign keys on the column: promote asks which one the junction follows.
+        pytest.param(SECOND_FK, "promote-to-goals", collapse(), id="collapse-two-fks"),
         pytest.param(
             FK_OPTIONS,
             "move_to_child",
@@ -105,11 +102,11 @@ def test_hand_written_inverse_takes_the_record(
     lossless_engine: Engine, schema: str, operation: str, inverse: Any
 ) -> None:
     setup(lossless_engine, schema)
+    forward = PROMOTE_TO_GOALS if operation == "promote-to-goals" else DROPPING[operation]()
 
-    assert_exact(lossless_engine, DROPPING[operation](), inverse)
+    assert_exact(lossless_engine, forward, inverse)
 
 
-@pytest.mark.xfail(strict=True, reason="a contradicting argument is silently applied")
 @pytest.mark.parametrize(
     ("operation", "inverse", "names"),
     [
@@ -117,6 +114,19 @@ def test_hand_written_inverse_takes_the_record(
         ("stash", restore(type_="text"), "type_"),
         ("promote", collapse(nullable=True), "nullable"),
         ("promote", collapse(ondelete="CASCADE"), "ondelete"),
+        # neighbours: every argument that can say something else than the record
+        ("stash", restore(type_="varchar(10)"), "type_"),
+        ("stash", restore(foreign_key=("tasks", "id")), "referent_table"),
+        ("stash", restore(ondelete="SET NULL"), "ondelete"),
+        ("stash", restore(fk_name="sprints_goal_fk"), "fk_name"),
+        ("promote", collapse(onupdate="CASCADE"), "onupdate"),
+        ("promote", collapse(deferrable=True), "deferrable"),
+        ("promote", collapse(initially="DEFERRED", deferrable=True), "deferrable"),
+        ("promote", collapse(match="FULL"), "match"),
+        ("promote", collapse(type_="bigint"), "type_"),
+        ("move_to_child", to_parent(nullable=True), "nullable"),
+        ("move_to_child", to_parent(referent_table="tasks"), "referent_table"),
+        ("move_to_child", to_parent(ondelete="CASCADE"), "ondelete"),
     ],
 )
 def test_contradicting_argument_is_refused(
@@ -125,7 +135,47 @@ def test_contradicting_argument_is_refused(
     setup(lossless_engine)
     run(lossless_engine, DROPPING[operation]())
 
-    assert_refused(lossless_engine, inverse, names)
+    assert_refused(
+        lossless_engine, inverse, rf"^refused: \w+: {names}=.* contradicts the record of"
+    )
+
+
+#: The foreign key of FK_OPTIONS, every option said explicitly.
+AGREEING = {
+    "ondelete": "no action",
+    "onupdate": "CASCADE",
+    "deferrable": True,
+    "initially": "DEFERRED",
+    "match": "SIMPLE",
+}
+
+
+@pytest.mark.parametrize(
+    ("operation", "inverse"),
+    [
+        pytest.param(
+            "stash",
+            restore(type_="UUID", nullable=False, foreign_key=("goals", "id"), **AGREEING),
+            id="restore",
+        ),
+        pytest.param(
+            "promote",
+            collapse(type_="uuid", nullable=False, fk_name="sprints_goal_id_fkey", **AGREEING),
+            id="collapse",
+        ),
+        pytest.param(
+            "move_to_child",
+            to_parent(nullable=False, referent_table="goals", referent_key="id", **AGREEING),
+            id="to-parent",
+        ),
+    ],
+)
+def test_arguments_agreeing_with_the_record_are_taken(
+    lossless_engine: Engine, operation: str, inverse: Any
+) -> None:
+    setup(lossless_engine, FK_OPTIONS)
+
+    assert_exact(lossless_engine, DROPPING[operation](), inverse)
 
 
 def test_offline_move_to_child_keeps_fk_options(lossless_engine: Engine) -> None:
@@ -147,5 +197,83 @@ def test_offline_move_to_child_keeps_fk_options(lossless_engine: Engine) -> None
     with lossless_engine.connect() as conn:
         execute(conn.execution_options(isolation_level="AUTOCOMMIT"), script)
     run(lossless_engine, MOVE_TO_PARENT())
+
+    assert exact(before, take(lossless_engine)) == []
+
+
+#: Foreign keys whose every option an offline inverse must be able to say.
+OFFLINE_FKS = {
+    "update-cascade-deferred": (
+        FK_OPTIONS,
+        {"onupdate": "CASCADE", "deferrable": True, "initially": "DEFERRED"},
+    ),
+    "match-full-set-null": (
+        "ALTER TABLE sprints DROP CONSTRAINT sprints_goal_id_fkey;"
+        " ALTER TABLE sprints ALTER goal_id DROP NOT NULL;"
+        " ALTER TABLE sprints ADD CONSTRAINT sprints_goal_id_fkey FOREIGN KEY (goal_id)"
+        " REFERENCES goals (id) MATCH FULL ON DELETE SET NULL DEFERRABLE",
+        {"ondelete": "SET NULL", "deferrable": True, "match": "FULL"},
+    ),
+}
+
+#: The offline form of each inverse (nothing reflected, nothing read from the record).
+OFFLINE_INVERSES = {
+    "stash": lambda options, nullable: (
+        lambda op: op.restore_column_from_jsonb(
+            "sprints",
+            "goal_id",
+            jsonb_column="metadata",
+            type_="uuid",
+            nullable=nullable,
+            primary_key="id",
+            foreign_key=("goals", "id"),
+            **options,
+        )
+    ),
+    "promote": lambda options, nullable: (
+        lambda op: op.collapse_junction_to_fk(
+            "sprint_goals",
+            table="sprints",
+            column="goal_id",
+            owner_column="sprint_id",
+            referent_column="goal_id",
+            referent_table="goals",
+            type_="uuid",
+            nullable=nullable,
+            owner_key="id",
+            **options,
+        )
+    ),
+    "move_to_child": lambda options, nullable: (
+        lambda op: op.move_fk_to_parent(
+            "tasks",
+            "goal_id",
+            parent="sprints",
+            child_fk="sprint_id",
+            type_="uuid",
+            nullable=nullable,
+            parent_key="id",
+            child_key="id",
+            referent_table="goals",
+            referent_key="id",
+            **options,
+        )
+    ),
+}
+
+
+@pytest.mark.parametrize("fk", list(OFFLINE_FKS))
+@pytest.mark.parametrize("operation", list(OFFLINE_INVERSES))
+def test_offline_inverse_says_every_fk_option(
+    lossless_engine: Engine, operation: str, fk: str
+) -> None:
+    schema, options = OFFLINE_FKS[fk]
+    setup(lossless_engine, schema)
+    before = take(lossless_engine)
+    run(lossless_engine, DROPPING[operation]())
+    script = offline_sql(OFFLINE_INVERSES[operation](options, "DROP NOT NULL" in schema))
+
+    with lossless_engine.connect() as conn:
+        execute(conn.execution_options(isolation_level="AUTOCOMMIT"), script)
 
     assert exact(before, take(lossless_engine)) == []

@@ -125,7 +125,8 @@ def test_children_without_parent_are_refused(lossless_engine: Engine) -> None:
         MoveFkToChildOp("sprints", "goal_id", child="tasks", child_fk="sprint_id"),
         r"^refused: tasks\.sprint_id: 1 row\(s\) have no sprints row \(sprint_id is NULL or"
         r" matches no sprints\.id\), so tasks\.goal_id cannot be NOT NULL there"
-        r" \(e\.g\. 51febb21-6a83-63cf-2463-38857349e299\); give those rows a parent .* or pass nullable=True$",
+        r" \(e\.g\. 51febb21-6a83-63cf-2463-38857349e299\); give those rows a parent .*"
+        r" or pass nullable=True$",
     )
 
 

@@ -1,0 +1,99 @@
+LOCK TABLE commitments IN SHARE ROW EXCLUSIVE MODE;
+
+DO $lossless$
+DECLARE
+  found text;
+BEGIN
+  SELECT max(q.role) || ' (policies: ' || max(q.policies) || ')' INTO found FROM (SELECT current_user::text AS role, coalesce((SELECT string_agg(quote_ident(p.polname), ', ' ORDER BY p.polname) FROM pg_policy p WHERE p.polrelid = to_regclass('commitments')), '(no policy: every row is hidden)') AS policies WHERE row_security_active(to_regclass('commitments'))) AS q;
+  IF found IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'refused: restore_column_from_jsonb: row-level security on commitments applies to role ' || found || ': the operation would see only some rows; run the migration as the table owner without FORCE ROW LEVEL SECURITY, as a role with BYPASSRLS, or as a superuser';
+  END IF;
+END
+$lossless$;
+
+DO $lossless$
+DECLARE t record; kept jsonb := coalesce(nullif(current_setting('lossless.quiet_triggers', true), ''), '{}')::jsonb; mine jsonb := '{}'; BEGIN FOR t IN SELECT tgname, tgenabled::text AS mode FROM pg_trigger WHERE tgrelid = to_regclass('commitments') AND NOT tgisinternal AND tgenabled <> 'D' ORDER BY tgname LOOP mine := mine || jsonb_build_object(t.tgname, t.mode); EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', to_regclass('commitments'), t.tgname); END LOOP; PERFORM set_config('lossless.quiet_triggers', (kept || jsonb_build_object('commitments', mine))::text, true); END
+$lossless$;
+
+DO $lossless$
+DECLARE
+  n bigint;
+  samples text;
+BEGIN
+  SELECT count(*) INTO n FROM commitments AS t WHERE (jsonb_typeof(t.metadata) = 'object' AND t.metadata ? 'legacy_goal_id') IS TRUE AND (t.metadata ->> 'legacy_goal_id')::uuid IS NOT NULL AND NOT EXISTS (SELECT FROM client_goals AS x WHERE x.id = (t.metadata ->> 'legacy_goal_id')::uuid);
+  IF n > 0 THEN
+    SELECT string_agg(s.k, ', ') INTO samples FROM (SELECT t.id::text AS k FROM commitments AS t WHERE (jsonb_typeof(t.metadata) = 'object' AND t.metadata ? 'legacy_goal_id') IS TRUE AND (t.metadata ->> 'legacy_goal_id')::uuid IS NOT NULL AND NOT EXISTS (SELECT FROM client_goals AS x WHERE x.id = (t.metadata ->> 'legacy_goal_id')::uuid) ORDER BY 1 LIMIT 5) AS s;
+    RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'refused: commitments.metadata: ' || n || ' row(s) hold under ''legacy_goal_id'' a goal_id that client_goals.id no longer has' || ' (e.g. ' || samples || ')' || '; restore the referenced rows or remove those keys first';
+  END IF;
+END
+$lossless$;
+
+ALTER TABLE commitments ADD COLUMN goal_id uuid;
+
+SELECT set_config('lossless.enable_nestloop', current_setting('enable_nestloop'), true), set_config('enable_nestloop', 'off', true);
+
+DO $lossless$
+BEGIN
+  IF to_regclass('lossless_stash') IS NOT NULL THEN
+    UPDATE commitments AS t SET goal_id = CASE WHEN jsonb_typeof((t.metadata -> 'legacy_goal_id')) IN ('object', 'array') THEN (jsonb_populate_record(NULL::commitments, jsonb_build_object('goal_id', (t.metadata -> 'legacy_goal_id')))).goal_id ELSE (t.metadata ->> 'legacy_goal_id')::uuid END, metadata = NULL FROM lossless_stash AS s WHERE s.kind = 'jsonb_was_null' AND s.table_name = 'commitments' AND s.column_name = 'metadata' AND s.row_key = jsonb_build_array(t.id) AND (jsonb_typeof(t.metadata) = 'object' AND t.metadata ? 'legacy_goal_id') IS TRUE AND t.metadata = jsonb_build_object('legacy_goal_id', t.metadata -> 'legacy_goal_id');
+  END IF;
+END
+$lossless$;
+
+SELECT set_config('enable_nestloop', current_setting('lossless.enable_nestloop'), true);
+
+UPDATE commitments AS t SET goal_id = CASE WHEN jsonb_typeof((t.metadata -> 'legacy_goal_id')) IN ('object', 'array') THEN (jsonb_populate_record(NULL::commitments, jsonb_build_object('goal_id', (t.metadata -> 'legacy_goal_id')))).goal_id ELSE (t.metadata ->> 'legacy_goal_id')::uuid END, metadata = t.metadata - 'legacy_goal_id' WHERE (jsonb_typeof(t.metadata) = 'object' AND t.metadata ? 'legacy_goal_id') IS TRUE;
+
+DO $lossless$
+BEGIN
+  IF to_regclass('lossless_stash') IS NOT NULL THEN
+    DELETE FROM lossless_stash AS r WHERE r.kind = 'jsonb_key' AND r.table_name = 'commitments' AND r.column_name = 'metadata' AND r.payload ->> 'key' = 'legacy_goal_id';
+  END IF;
+END
+$lossless$;
+
+DO $lossless$
+BEGIN
+  IF to_regclass('lossless_stash') IS NOT NULL THEN
+    DELETE FROM lossless_stash AS m WHERE m.kind = 'jsonb_was_null' AND m.table_name = 'commitments' AND m.column_name = 'metadata' AND NOT EXISTS (SELECT FROM lossless_stash AS r WHERE r.kind = 'jsonb_key' AND r.table_name = 'commitments' AND r.column_name = 'metadata');
+  END IF;
+END
+$lossless$;
+
+-- squawk-ignore constraint-missing-not-valid, adding-foreign-key-constraint -- lossless: see docs/live.md
+ALTER TABLE commitments ADD CONSTRAINT commitments_goal_fk FOREIGN KEY (goal_id) REFERENCES client_goals(id) MATCH FULL ON DELETE SET NULL ON UPDATE CASCADE DEFERRABLE INITIALLY DEFERRED;
+
+DO $lossless$
+DECLARE
+  s text;
+BEGIN
+  IF to_regclass('lossless_stash') IS NOT NULL THEN
+    FOR s IN SELECT jsonb_array_elements_text(s.payload -> 'attached' -> 'statements') FROM lossless_stash AS s WHERE s.kind = 'column' AND s.table_name = 'commitments' AND s.column_name = 'goal_id' LOOP
+      EXECUTE s;
+    END LOOP;
+  END IF;
+END
+$lossless$;
+
+DO $lossless$
+BEGIN
+  IF to_regclass('lossless_stash') IS NOT NULL THEN
+    DELETE FROM lossless_stash AS s WHERE s.kind = 'column' AND s.table_name = 'commitments' AND s.column_name = 'goal_id';
+  END IF;
+END
+$lossless$;
+
+DO $lossless$
+BEGIN
+  IF to_regclass('lossless_stash') IS NOT NULL THEN
+    IF NOT EXISTS (SELECT FROM lossless_stash) THEN
+      DROP TABLE lossless_stash;
+    END IF;
+  END IF;
+END
+$lossless$;
+
+DO $lossless$
+DECLARE t record; kept jsonb := coalesce(nullif(current_setting('lossless.quiet_triggers', true), ''), '{}')::jsonb; BEGIN IF to_regclass('commitments') IS NOT NULL THEN FOR t IN SELECT key AS name, value AS mode FROM jsonb_each_text(coalesce(kept -> 'commitments', '{}')) LOOP EXECUTE format('ALTER TABLE %s ENABLE %s TRIGGER %I', to_regclass('commitments'), CASE t.mode WHEN 'R' THEN 'REPLICA' WHEN 'A' THEN 'ALWAYS' ELSE '' END, t.name); END LOOP; END IF; PERFORM set_config('lossless.quiet_triggers', (kept - 'commitments')::text, true); END
+$lossless$;
+
