@@ -37,7 +37,7 @@ SEED = 1
 _JUNCTION = """
 CREATE TABLE target_{name}_links (id uuid NOT NULL DEFAULT gen_random_uuid(),
     target_id uuid NOT NULL, {name}_id uuid NOT NULL,
-    created_at timestamp NOT NULL DEFAULT now());
+    created_at timestamptz NOT NULL DEFAULT now());
 INSERT INTO target_{name}_links (target_id, {name}_id) SELECT id, {name}_id FROM targets;
 ALTER TABLE target_{name}_links ADD CONSTRAINT target_{name}_links_pkey PRIMARY KEY (id);
 ALTER TABLE target_{name}_links ADD CONSTRAINT uq_target_{name} UNIQUE (target_id, {name}_id);

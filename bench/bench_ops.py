@@ -51,7 +51,7 @@ VACUUM ANALYZE
 HAND_LOAD_THEN_CONSTRAIN = """
 CREATE TABLE target_goal_links (
     id uuid NOT NULL DEFAULT gen_random_uuid(), target_id uuid NOT NULL,
-    goal_id uuid NOT NULL, created_at timestamp NOT NULL DEFAULT now());
+    goal_id uuid NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
 INSERT INTO target_goal_links (target_id, goal_id)
 SELECT id, goal_id FROM targets WHERE goal_id IS NOT NULL;
 ALTER TABLE target_goal_links ADD CONSTRAINT target_goal_links_pkey PRIMARY KEY (id);
@@ -72,7 +72,7 @@ CREATE TABLE target_goal_links (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     target_id uuid NOT NULL REFERENCES targets(id) ON DELETE CASCADE,
     goal_id uuid NOT NULL REFERENCES client_goals(id) ON DELETE CASCADE,
-    created_at timestamp NOT NULL DEFAULT now(),
+    created_at timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT uq_target_goal UNIQUE (target_id, goal_id));
 CREATE INDEX ix_target_goal_links_target_id ON target_goal_links (target_id);
 CREATE INDEX ix_target_goal_links_goal_id ON target_goal_links (goal_id);

@@ -31,7 +31,7 @@ class LosslessOperations(Operations):
 
         The junction is ``junction(id uuid PK default gen_random_uuid(), owner_column NOT
         NULL -> table(owner_key), referent_column NOT NULL -> referent_table(referent_key),
-        created_at timestamp NOT NULL default now())`` with ``UNIQUE(owner_column,
+        created_at timestamptz NOT NULL default now())`` with ``UNIQUE(owner_column,
         referent_column)`` named ``unique_name`` (default ``uq_<junction>_<owner>_<referent>``),
         both foreign keys ``ON DELETE ondelete`` and, with ``index``, an index
         ``ix_<junction>_<column>`` on each. Rows are loaded into the bare table first, then
@@ -63,6 +63,7 @@ class LosslessOperations(Operations):
         on_missing: str = ...,
         fill_value: str | None = ...,
         keep_extra_links: bool = ...,
+        drop_payload: tuple[str, ...] = ...,
         unique_name: str | None = ...,
         junction_ondelete: str | None = ...,
         index: bool = ...,
@@ -77,10 +78,14 @@ class LosslessOperations(Operations):
         (``FROM_RECORD``), else (online) the junction's referent column and its foreign key,
         else a nullable column with no key. ``referent_table`` (``referent_key`` default
         ``id``) gives the foreign key explicitly: ``fk_name`` (default
-        ``<table>_<column>_fkey``), ``ON DELETE ondelete``. Owners with several links keep
+        ``<table>_<column>_fkey``), ``ondelete``, ``onupdate``, ``deferrable``, ``initially``,
+        ``match``; with a record they must agree with it (a contradiction is refused) and the
+        recorded keys are re-created. Owners with several links keep
         only the first: the others are counted as ``lost``, or with ``keep_extra_links`` kept
         in the toolkit's stash so that a later ``promote_fk_to_junction`` re-inserts them
-        verbatim. Owners with no link while NOT NULL: ``on_missing="refuse"`` (default)
+        verbatim (repeated pairs are then refused). Junction columns other than ``id``, the
+        two link columns and ``created_at`` are refused unless ``drop_payload`` names them
+        (their loss declared). Owners with no link while NOT NULL: ``on_missing="refuse"`` (default)
         raises before any change; ``"keep_null"`` leaves them NULL and the column nullable;
         ``"fill"`` sets ``fill_value``. ``unique_name``, ``junction_ondelete`` and ``index``
         describe the junction for ``reverse()``. ``owner_key`` (the table's primary key) is
@@ -134,12 +139,14 @@ class LosslessOperations(Operations):
         stash recorded (``FROM_RECORD``; offline ``type_`` is required, and a column with no
         record comes back nullable). ``foreign_key=("referent_table", "key")`` adds a foreign
         key (the referent in ``schema`` unless qualified: ``("ref.goals", "id")``) named
-        ``fk_name`` (default ``<table>_<column>_fkey``) ``ON DELETE ondelete``; without it,
-        online, the foreign keys the stash recorded are re-created under their names
-        (offline: replayed from the record when the script runs). ``nullable=False`` sets
-        NOT NULL; rows with no value then follow ``on_missing`` (``"refuse"`` before any
-        change, ``"keep_null"``, or ``"fill"`` with ``fill_value``). Stashed values whose
-        referent is gone are refused before any change."""
+        ``fk_name`` (default ``<table>_<column>_fkey``) with ``ondelete``, ``onupdate``,
+        ``deferrable``, ``initially`` and ``match``. Online, with a record, the foreign keys
+        the stash recorded are re-created under their names, and an argument contradicting
+        the record (type, nullability, referent, name, option) is refused; offline, without
+        ``foreign_key``, they are replayed from the record when the script runs.
+        ``nullable=False`` sets NOT NULL; rows with no value then follow ``on_missing``
+        (``"refuse"`` before any change, ``"keep_null"``, or ``"fill"`` with
+        ``fill_value``). Stashed values whose referent is gone are refused before any change."""
 
     def move_fk_to_child(
         self,
@@ -170,14 +177,16 @@ class LosslessOperations(Operations):
         ``child.child_column`` (default: same name) is added with the parent column's type,
         filled through ``child.child_fk -> parent``, made NOT NULL unless ``nullable``, and
         given a foreign key ``fk_name`` (default ``<child>_<child_column>_fkey``) to the
-        parent column's referent (same actions; ``ondelete`` overrides). The value of parents
+        parent column's referent (same options; ``ondelete``, ``onupdate``, ``deferrable``,
+        ``initially`` and ``match`` override them). The value of parents
         without children goes into ``parent.jsonb_column`` under ``key`` (default
         ``legacy_<column>``), exactly as ``stash_column_in_jsonb`` does; then the parent's
         foreign keys (looked up) and column are dropped. Refuses, before any change, a JSONB
-        that cannot take the key, a key already present, and (NOT NULL) children whose
-        parent has no value. ``type_``, ``parent_key`` and ``referent_table`` are reflected
-        online and required offline. ``order_by`` is the order ``reverse()`` picks each
-        parent's first child by (default ``created_at``, then the child's key)."""
+        that cannot take the key, a key already present, (NOT NULL) children whose parent
+        has no value and children without a parent, and values without referent that a
+        ``NOT VALID`` foreign key let in. ``type_``, ``parent_key`` and ``referent_table``
+        are reflected online and required offline. ``order_by`` is the order ``reverse()``
+        picks each parent's first child by (default ``created_at``, then the child's key)."""
 
     def move_fk_to_parent(
         self,
@@ -214,9 +223,11 @@ class LosslessOperations(Operations):
         ``key`` in ``jsonb_column`` (the key is removed exactly; a JSONB that was NULL
         becomes NULL again). Children whose value differs from their parent's chosen one
         are the declared loss (``lost``). ``parent.parent_column`` gets the recorded type
-        (``type_`` overrides; else the child column's), its foreign key ``fk_name`` (default
-        ``<parent>_<parent_column>_fkey``) to the same referent (``referent_table``
-        overrides), NOT NULL unless ``nullable`` (``FROM_RECORD``: as recorded); parents with
+        (else the child column's), foreign keys (else ``fk_name``, default
+        ``<parent>_<parent_column>_fkey``, to the child's referent or ``referent_table``, with
+        the options ``ondelete``, ``onupdate``, ``deferrable``, ``initially``, ``match``) and
+        nullability (``FROM_RECORD``; NOT NULL without a record); an argument contradicting
+        the record is refused before any change; parents with
         neither a child nor a stash follow ``on_missing`` (``"refuse"`` before any change,
         ``"keep_null"``, ``"fill"``). ``parent_key`` and ``child_key`` are reflected online;
         offline ``type_``, ``parent_key`` and (for the default order) ``child_key`` are

@@ -69,7 +69,7 @@ def test_promote_then_collapse_round_trip(conn: Connection, lossless_engine: Eng
         ("id", "uuid", False, "gen_random_uuid()"),
         ("target_id", "uuid", False, None),
         ("goal_id", "uuid", False, None),
-        ("created_at", "timestamp without time zone", False, "now()"),
+        ("created_at", "timestamp with time zone", False, "now()"),
     }
     defs = {c for c in constraints(conn, "target_goal_links") if not c[0].endswith("not_null")}
     assert defs == {

@@ -438,7 +438,7 @@ def test_junction_tables_have_the_designed_shape(journey: Journey) -> None:
             "id": ("uuid", True, "gen_random_uuid()"),
             "target_id": ("uuid", True, None),
             column: ("uuid", True, None),
-            "created_at": ("timestamp without time zone", True, "now()"),
+            "created_at": ("timestamp with time zone", True, "now()"),
         }
 
 

@@ -30,16 +30,18 @@ from toolkit.ops.columns import (
     resolve_column,
 )
 from toolkit.ops.fk_args import ForeignKeyArgs
+from toolkit.ops.guards import refuse_payload
 from toolkit.ops.jsonb_slot import stash_state
 from toolkit.ops.junction import DEFAULT_ORDER, shape_of
 from toolkit.ops.policies import MissingPolicy
+from toolkit.ops.refusals import refusal
 from toolkit.ops.runtime import Runner
 from toolkit.ops.steps import Measure, Run, Step, TableLock
 from toolkit.sql import ddl
 from toolkit.sql.checks import CheckSet, key_text
 from toolkit.sql.ddl import ForeignKeySpec
 from toolkit.sql.idents import table_as_t, type_sql
-from toolkit.sql.junction import JunctionShape
+from toolkit.sql.junction import CREATED_AT_COLUMN, ID_COLUMN, JunctionShape
 from toolkit.sql.stash import analyze_stash, ensure_stash, forget
 
 
@@ -54,10 +56,14 @@ class CollapseJunctionToFkOp(LosslessOperation):
     (``FROM_RECORD``), else (online) the junction's referent column and its foreign key,
     else a nullable column with no key. ``referent_table`` (``referent_key`` default
     ``id``) gives the foreign key explicitly: ``fk_name`` (default
-    ``<table>_<column>_fkey``), ``ON DELETE ondelete``. Owners with several links keep
+    ``<table>_<column>_fkey``), ``ondelete``, ``onupdate``, ``deferrable``, ``initially``,
+    ``match``; with a record they must agree with it (a contradiction is refused) and the
+    recorded keys are re-created. Owners with several links keep
     only the first: the others are counted as ``lost``, or with ``keep_extra_links`` kept
     in the toolkit's stash so that a later ``promote_fk_to_junction`` re-inserts them
-    verbatim. Owners with no link while NOT NULL: ``on_missing="refuse"`` (default)
+    verbatim (repeated pairs are then refused). Junction columns other than ``id``, the
+    two link columns and ``created_at`` are refused unless ``drop_payload`` names them
+    (their loss declared). Owners with no link while NOT NULL: ``on_missing="refuse"`` (default)
     raises before any change; ``"keep_null"`` leaves them NULL and the column nullable;
     ``"fill"`` sets ``fill_value``. ``unique_name``, ``junction_ondelete`` and ``index``
     describe the junction for ``reverse()``. ``owner_key`` (the table's primary key) is
@@ -84,6 +90,7 @@ class CollapseJunctionToFkOp(LosslessOperation):
     on_missing: str = "refuse"
     fill_value: str | None = None
     keep_extra_links: bool = False
+    drop_payload: tuple[str, ...] = ()
     unique_name: str | None = None
     junction_ondelete: str | None = "CASCADE"
     index: bool = True
@@ -92,6 +99,7 @@ class CollapseJunctionToFkOp(LosslessOperation):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "order_by", tuple(self.order_by))
+        object.__setattr__(self, "drop_payload", tuple(self.drop_payload))
         self.policy  # noqa: B018  (a bad policy is a usage error when the op is built)
         self.fk_args  # noqa: B018  (so is a bad foreign-key option)
 
@@ -169,6 +177,7 @@ class CollapseJunctionToFkOp(LosslessOperation):
             policy=self.policy,
             order_by=self.order_by,
             keep_extra_links=self.keep_extra_links,
+            drop_payload=self.drop_payload,
             stash=stash_state(runner, self.schema),
         )
 
@@ -218,7 +227,15 @@ class CollapsePlan(Plan):
     policy: MissingPolicy
     order_by: tuple[str, ...]
     keep_extra_links: bool
+    drop_payload: tuple[str, ...]
     stash: bool | None
+
+    def refuse(self, runner: Runner) -> None:
+        """Also refused: payload columns the junction would take with it (undeclared)."""
+        super().refuse(runner)
+        shape = self.shape
+        known = [ID_COLUMN, shape.owner_column, shape.referent_column, CREATED_AT_COLUMN]
+        runner.execute(refuse_payload(runner, shape.name, known, self.drop_payload, shape.schema))
 
     def locks(self) -> list[TableLock]:
         schema = self.shape.schema
@@ -239,7 +256,24 @@ class CollapsePlan(Plan):
         fill = self.policy.fill_checks(
             target.table, target.column, target.type_text, target.referents()
         )
-        return [owners, fill]
+        return [owners, fill, *self._repeated_links()]
+
+    def _repeated_links(self) -> list[CheckSet]:
+        """With ``keep_extra_links``, a repeated pair would fail the promote back."""
+        shape = self.shape
+        if not self.keep_extra_links:
+            return []
+        repeated = refusal(
+            "repeated-link",
+            shape.name,
+            None,
+            shape.repeated_pair(),
+            owner_column=shape.owner_column,
+            referent_column=shape.referent_column,
+        )
+        source = table_as_t(shape.name, shape.schema)
+        pair = key_text("t", (shape.owner_column, shape.referent_column))
+        return [CheckSet(source, pair, (repeated,))]
 
     def steps(self) -> list[Step]:
         shape, target, schema = self.shape, self.target, self.shape.schema
@@ -256,6 +290,8 @@ class CollapsePlan(Plan):
             Run(shape.set_first_links(self.order_by), "collapsed"),
             Measure(shape.count_links(), "links"),
         ]
+        if self.drop_payload:
+            steps.append(Measure(shape.count_payload(self.drop_payload), "payload"))
         if self.keep_extra_links:
             # The stash also holds each owner's first link (see keep_links): not counted.
             steps.append(Measure(shape.count_kept_extras(), "kept"))
@@ -280,6 +316,13 @@ class CollapsePlan(Plan):
             if extra:
                 table = self.target.table
                 notes.append(f"{extra} link(s) beyond the first per {table} row lost (declared)")
+        if self.drop_payload:
+            names = ", ".join(self.drop_payload)
+            counts["payload_dropped"] = tallies.get("payload", 0)
+            notes.append(
+                f"payload column(s) {names} dropped with {self.shape.name}:"
+                f" {counts['payload_dropped']} link(s) held a value there (declared)"
+            )
         finish_counts, finish_notes = self.target.finish_report(self.policy, tallies)
         counts.update(finish_counts)
         return counts, notes + finish_notes

@@ -18,6 +18,7 @@ from toolkit.sql.dependents import (
     blocking_dependents,
     describe,
     inheritance_blocks,
+    payload_columns,
     row_security_hides,
 )
 from toolkit.sql.idents import Sql, literal
@@ -93,6 +94,27 @@ def refuse_hidden_rows(runner: Runner, tables: list[tuple[str | None, str]]) -> 
             subject = f"{head}{role} (policies: {policies}){tail}"
             raise UsageError(_message(runner.operation, subject, _RLS_REMEDY))
     return steps
+
+
+def refuse_payload(
+    runner: Runner, junction: str, known: list[str], declared: tuple[str, ...], schema: str | None
+) -> list[Step]:
+    """Online: raise if ``junction`` has columns a collapse would drop (other than
+    ``known`` and the ``declared`` loss); offline: the guard."""
+    query = payload_columns(junction, [*known, *declared], schema)
+    head = f"{junction} has payload column(s) "
+    tail = " that the collapse would drop with it"
+    remedy = (
+        "copy them elsewhere first, or declare their loss with drop_payload=(...) naming"
+        " each of them"
+    )
+    if runner.offline:
+        found = sql.SQL("string_agg(q.what, ', ')")
+        return [Run(_guard(query, found, runner.operation, head, tail, remedy))]
+    names = ", ".join(str(row[0]) for row in runner.rows(query))
+    if names:
+        raise UsageError(_message(runner.operation, head + names + tail, remedy))
+    return []
 
 
 def _guard(query: Sql, found: Sql, operation: str, head: str, tail: str, remedy: str) -> Sql:

@@ -50,14 +50,16 @@ class MoveFkToChildOp(LosslessOperation):
     ``child.child_column`` (default: same name) is added with the parent column's type,
     filled through ``child.child_fk -> parent``, made NOT NULL unless ``nullable``, and
     given a foreign key ``fk_name`` (default ``<child>_<child_column>_fkey``) to the
-    parent column's referent (same actions; ``ondelete`` overrides). The value of parents
+    parent column's referent (same options; ``ondelete``, ``onupdate``, ``deferrable``,
+    ``initially`` and ``match`` override them). The value of parents
     without children goes into ``parent.jsonb_column`` under ``key`` (default
     ``legacy_<column>``), exactly as ``stash_column_in_jsonb`` does; then the parent's
     foreign keys (looked up) and column are dropped. Refuses, before any change, a JSONB
-    that cannot take the key, a key already present, and (NOT NULL) children whose
-    parent has no value. ``type_``, ``parent_key`` and ``referent_table`` are reflected
-    online and required offline. ``order_by`` is the order ``reverse()`` picks each
-    parent's first child by (default ``created_at``, then the child's key).
+    that cannot take the key, a key already present, (NOT NULL) children whose parent
+    has no value and children without a parent, and values without referent that a
+    ``NOT VALID`` foreign key let in. ``type_``, ``parent_key`` and ``referent_table``
+    are reflected online and required offline. ``order_by`` is the order ``reverse()``
+    picks each parent's first child by (default ``created_at``, then the child's key).
     """
 
     parent: str

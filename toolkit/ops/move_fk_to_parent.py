@@ -62,9 +62,11 @@ class MoveFkToParentOp(LosslessOperation):
     ``key`` in ``jsonb_column`` (the key is removed exactly; a JSONB that was NULL
     becomes NULL again). Children whose value differs from their parent's chosen one
     are the declared loss (``lost``). ``parent.parent_column`` gets the recorded type
-    (``type_`` overrides; else the child column's), its foreign key ``fk_name`` (default
-    ``<parent>_<parent_column>_fkey``) to the same referent (``referent_table``
-    overrides), NOT NULL unless ``nullable`` (``FROM_RECORD``: as recorded); parents with
+    (else the child column's), foreign keys (else ``fk_name``, default
+    ``<parent>_<parent_column>_fkey``, to the child's referent or ``referent_table``, with
+    the options ``ondelete``, ``onupdate``, ``deferrable``, ``initially``, ``match``) and
+    nullability (``FROM_RECORD``; NOT NULL without a record); an argument contradicting
+    the record is refused before any change; parents with
     neither a child nor a stash follow ``on_missing`` (``"refuse"`` before any change,
     ``"keep_null"``, ``"fill"``). ``parent_key`` and ``child_key`` are reflected online;
     offline ``type_``, ``parent_key`` and (for the default order) ``child_key`` are

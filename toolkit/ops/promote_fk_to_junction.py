@@ -31,7 +31,7 @@ class PromoteFkToJunctionOp(LosslessOperation):
 
     The junction is ``junction(id uuid PK default gen_random_uuid(), owner_column NOT
     NULL -> table(owner_key), referent_column NOT NULL -> referent_table(referent_key),
-    created_at timestamp NOT NULL default now())`` with ``UNIQUE(owner_column,
+    created_at timestamptz NOT NULL default now())`` with ``UNIQUE(owner_column,
     referent_column)`` named ``unique_name`` (default ``uq_<junction>_<owner>_<referent>``),
     both foreign keys ``ON DELETE ondelete`` and, with ``index``, an index
     ``ix_<junction>_<column>`` on each. Rows are loaded into the bare table first, then

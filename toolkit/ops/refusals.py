@@ -81,6 +81,16 @@ CATALOG: dict[str, Entry] = {
             choices=("True",),
         ),
     ),
+    "repeated-link": Entry(
+        "repeat a ({owner_column}, {referent_column}) pair, which the promote back cannot"
+        " re-insert (it adds UNIQUE ({owner_column}, {referent_column}))",
+        Remedy(
+            "remove the repeated links first, or collapse without keep_extra_links (the"
+            " links beyond the first are then the declared loss)",
+            argument="keep_extra_links",
+            choices=("False",),
+        ),
+    ),
     "children-of-parent-without-value": Entry(
         "have no {column} but have {child} rows, whose {child_column} will be NOT NULL",
         Remedy(

@@ -59,12 +59,14 @@ class RestoreColumnFromJsonbOp(LosslessOperation):
     stash recorded (``FROM_RECORD``; offline ``type_`` is required, and a column with no
     record comes back nullable). ``foreign_key=("referent_table", "key")`` adds a foreign
     key (the referent in ``schema`` unless qualified: ``("ref.goals", "id")``) named
-    ``fk_name`` (default ``<table>_<column>_fkey``) ``ON DELETE ondelete``; without it,
-    online, the foreign keys the stash recorded are re-created under their names
-    (offline: replayed from the record when the script runs). ``nullable=False`` sets
-    NOT NULL; rows with no value then follow ``on_missing`` (``"refuse"`` before any
-    change, ``"keep_null"``, or ``"fill"`` with ``fill_value``). Stashed values whose
-    referent is gone are refused before any change.
+    ``fk_name`` (default ``<table>_<column>_fkey``) with ``ondelete``, ``onupdate``,
+    ``deferrable``, ``initially`` and ``match``. Online, with a record, the foreign keys
+    the stash recorded are re-created under their names, and an argument contradicting
+    the record (type, nullability, referent, name, option) is refused; offline, without
+    ``foreign_key``, they are replayed from the record when the script runs.
+    ``nullable=False`` sets NOT NULL; rows with no value then follow ``on_missing``
+    (``"refuse"`` before any change, ``"keep_null"``, or ``"fill"`` with
+    ``fill_value``). Stashed values whose referent is gone are refused before any change.
     """
 
     table: str

@@ -129,3 +129,15 @@ def inheritance_blocks(table: str, schema: str | None = None, column: str | None
 def describe(found: list[tuple[str, str]]) -> str:
     """``view v, trigger t on s`` for a refusal message."""
     return ", ".join(f"{kind} {what}" for kind, what in found)
+
+
+def payload_columns(table: str, known: list[str], schema: str | None = None) -> Sql:
+    """The columns of ``table`` other than ``known``, in table order: ``(what)`` rows.
+
+    A junction's payload (``weight``, ``note``...): what a collapse would drop with it."""
+    others = sql.SQL(", ").join(literal(name) for name in known)
+    return sql.SQL(
+        "SELECT a.attname::text AS what FROM pg_attribute a WHERE a.attrelid = {rel}"
+        " AND a.attnum > 0 AND NOT a.attisdropped AND a.attname::text NOT IN ({others})"
+        " ORDER BY a.attnum"
+    ).format(rel=regclass(table, schema), others=others)

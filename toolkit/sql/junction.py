@@ -68,12 +68,16 @@ class JunctionShape:
     def create_bare(self) -> Sql:
         """The junction without any constraint, its column types taken from the source columns.
 
+        ``created_at`` is a ``timestamptz``: the "first link" a collapse keeps follows it,
+        and a ``timestamp`` filled by ``now()`` would hold each inserting session's local
+        time (a link added later from a session west of another sorts first).
+
         ``CREATE TABLE ... AS ... WITH NO DATA`` copies the owner key's and the FK column's
         exact types (typmods, collations, domains) with no reflection, online or offline.
         """
         return sql.SQL(
             "CREATE TABLE {ref} AS SELECT gen_random_uuid() AS {id}, t.{key} AS {owner},"
-            " t.{col} AS {referent}, now()::timestamp AS {created} FROM {owner_ref} AS t"
+            " t.{col} AS {referent}, now() AS {created} FROM {owner_ref} AS t"
             " WITH NO DATA"
         ).format(
             ref=self.ref,
@@ -214,6 +218,20 @@ class JunctionShape:
     def count_links(self) -> Sql:
         """How many links the junction holds."""
         return sql.SQL("SELECT count(*) FROM {}").format(self.ref)
+
+    def repeated_pair(self) -> Sql:
+        """Condition on junction rows ``t``: another row holds the same pair."""
+        return sql.SQL(
+            "EXISTS (SELECT FROM {} AS d WHERE d.{o} = t.{o} AND d.{r} = t.{r}"
+            " AND d.ctid <> t.ctid)"
+        ).format(self.ref, o=ident(self.owner_column), r=ident(self.referent_column))
+
+    def count_payload(self, columns: tuple[str, ...]) -> Sql:
+        """How many links hold a value in one of the payload ``columns``."""
+        values = sql.SQL(", ").join(column_of("t", c) for c in columns)
+        return sql.SQL("SELECT count(*) FROM {} AS t WHERE NOT (ROW({}) IS NULL)").format(
+            self.ref, values
+        )
 
     def owners_without_link(self) -> Sql:
         """Condition on owner rows ``t``: no link at all."""

@@ -46,6 +46,17 @@ $lossless$;
 
 DO $lossless$
 DECLARE
+  found text;
+BEGIN
+  SELECT string_agg(q.what, ', ') INTO found FROM (SELECT a.attname::text AS what FROM pg_attribute a WHERE a.attrelid = to_regclass('target_goal_links') AND a.attnum > 0 AND NOT a.attisdropped AND a.attname::text NOT IN ('id', 'target_id', 'goal_id', 'created_at') ORDER BY a.attnum) AS q;
+  IF found IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'refused: collapse_junction_to_fk: target_goal_links has payload column(s) ' || found || ' that the collapse would drop with it; copy them elsewhere first, or declare their loss with drop_payload=(...) naming each of them';
+  END IF;
+END
+$lossless$;
+
+DO $lossless$
+DECLARE
   n bigint;
   samples text;
 BEGIN

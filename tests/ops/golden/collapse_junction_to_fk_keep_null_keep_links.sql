@@ -45,6 +45,30 @@ END
 $lossless$;
 
 DO $lossless$
+DECLARE
+  found text;
+BEGIN
+  SELECT string_agg(q.what, ', ') INTO found FROM (SELECT a.attname::text AS what FROM pg_attribute a WHERE a.attrelid = to_regclass('target_goal_links') AND a.attnum > 0 AND NOT a.attisdropped AND a.attname::text NOT IN ('id', 'target_id', 'goal_id', 'created_at') ORDER BY a.attnum) AS q;
+  IF found IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'refused: collapse_junction_to_fk: target_goal_links has payload column(s) ' || found || ' that the collapse would drop with it; copy them elsewhere first, or declare their loss with drop_payload=(...) naming each of them';
+  END IF;
+END
+$lossless$;
+
+DO $lossless$
+DECLARE
+  n bigint;
+  samples text;
+BEGIN
+  SELECT count(*) INTO n FROM target_goal_links AS t WHERE EXISTS (SELECT FROM target_goal_links AS d WHERE d.target_id = t.target_id AND d.goal_id = t.goal_id AND d.ctid <> t.ctid);
+  IF n > 0 THEN
+    SELECT string_agg(s.k, ', ') INTO samples FROM (SELECT ROW(t.target_id, t.goal_id)::text AS k FROM target_goal_links AS t WHERE EXISTS (SELECT FROM target_goal_links AS d WHERE d.target_id = t.target_id AND d.goal_id = t.goal_id AND d.ctid <> t.ctid) ORDER BY 1 LIMIT 5) AS s;
+    RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'refused: target_goal_links: ' || n || ' row(s) repeat a (target_id, goal_id) pair, which the promote back cannot re-insert (it adds UNIQUE (target_id, goal_id))' || ' (e.g. ' || samples || ')' || '; remove the repeated links first, or collapse without keep_extra_links (the links beyond the first are then the declared loss)';
+  END IF;
+END
+$lossless$;
+
+DO $lossless$
 DECLARE t record; kept jsonb := coalesce(nullif(current_setting('lossless.quiet_triggers', true), ''), '{}')::jsonb; mine jsonb := '{}'; BEGIN FOR t IN SELECT tgname, tgenabled::text AS mode FROM pg_trigger WHERE tgrelid = to_regclass('targets') AND NOT tgisinternal AND tgenabled <> 'D' ORDER BY tgname LOOP mine := mine || jsonb_build_object(t.tgname, t.mode); EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', to_regclass('targets'), t.tgname); END LOOP; PERFORM set_config('lossless.quiet_triggers', (kept || jsonb_build_object('targets', mine))::text, true); END
 $lossless$;
 

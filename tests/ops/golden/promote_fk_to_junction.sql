@@ -99,7 +99,7 @@ DO $lossless$
 DECLARE t record; kept jsonb := coalesce(nullif(current_setting('lossless.quiet_triggers', true), ''), '{}')::jsonb; mine jsonb := '{}'; BEGIN FOR t IN SELECT tgname, tgenabled::text AS mode FROM pg_trigger WHERE tgrelid = to_regclass('targets') AND NOT tgisinternal AND tgenabled <> 'D' ORDER BY tgname LOOP mine := mine || jsonb_build_object(t.tgname, t.mode); EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', to_regclass('targets'), t.tgname); END LOOP; PERFORM set_config('lossless.quiet_triggers', (kept || jsonb_build_object('targets', mine))::text, true); END
 $lossless$;
 
-CREATE TABLE target_goal_links AS SELECT gen_random_uuid() AS id, t.id AS target_id, t.goal_id AS goal_id, now()::timestamp AS created_at FROM targets AS t WITH NO DATA;
+CREATE TABLE target_goal_links AS SELECT gen_random_uuid() AS id, t.id AS target_id, t.goal_id AS goal_id, now() AS created_at FROM targets AS t WITH NO DATA;
 
 -- squawk-ignore adding-not-nullable-field -- lossless: see docs/live.md
 ALTER TABLE target_goal_links ALTER COLUMN id SET DEFAULT gen_random_uuid(), ALTER COLUMN id SET NOT NULL, ALTER COLUMN target_id SET NOT NULL, ALTER COLUMN goal_id SET NOT NULL, ALTER COLUMN created_at SET NOT NULL, ALTER COLUMN created_at SET DEFAULT now();

@@ -12,6 +12,17 @@ END
 $lossless$;
 
 DO $lossless$
+DECLARE
+  found text;
+BEGIN
+  SELECT string_agg(q.kind || ' ' || q.what, ', ') INTO found FROM (SELECT 'inheritance child' AS kind, i.inhrelid::regclass::text AS what FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent WHERE i.inhparent = to_regclass('commitments') AND p.relkind = 'r' UNION ALL SELECT 'column inherited from', string_agg(i.inhparent::regclass::text, ', ') FROM pg_attribute a JOIN pg_inherits i ON i.inhrelid = a.attrelid WHERE a.attrelid = to_regclass('commitments') AND a.attname = NULL AND a.attinhcount > 0 HAVING count(*) > 0 ORDER BY 1, 2) AS q;
+  IF found IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'refused: restore_column_from_jsonb: commitments is in a table-inheritance hierarchy (' || found || '): its statements would reach the children''s rows too, which the parent''s primary key does not tell apart from its own; detach the children (ALTER TABLE child NO INHERIT parent), run the operation on each table on its own (each needs its own primary key), then attach them again (ALTER TABLE child INHERIT parent)';
+  END IF;
+END
+$lossless$;
+
+DO $lossless$
 DECLARE t record; kept jsonb := coalesce(nullif(current_setting('lossless.quiet_triggers', true), ''), '{}')::jsonb; mine jsonb := '{}'; BEGIN FOR t IN SELECT tgname, tgenabled::text AS mode FROM pg_trigger WHERE tgrelid = to_regclass('commitments') AND NOT tgisinternal AND tgenabled <> 'D' ORDER BY tgname LOOP mine := mine || jsonb_build_object(t.tgname, t.mode); EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', to_regclass('commitments'), t.tgname); END LOOP; PERFORM set_config('lossless.quiet_triggers', (kept || jsonb_build_object('commitments', mine))::text, true); END
 $lossless$;
 
@@ -60,17 +71,40 @@ BEGIN
 END
 $lossless$;
 
+DO $lossless$
+DECLARE
+  r jsonb;
+BEGIN
+  IF to_regclass('lossless_stash') IS NOT NULL THEN
+    SELECT s.payload INTO r FROM lossless_stash AS s WHERE s.kind = 'column' AND s.table_name = 'commitments' AND s.column_name = 'goal_id' LIMIT 1;
+    IF r ->> 'default' IS NOT NULL THEN
+      EXECUTE 'ALTER TABLE commitments ALTER COLUMN goal_id ' || 'SET DEFAULT ' || (r ->> 'default');
+    END IF;
+    IF r -> 'attached' ->> 'collation' IS NOT NULL THEN
+      EXECUTE 'ALTER TABLE commitments ALTER COLUMN goal_id ' || 'TYPE uuid' || ' COLLATE ' || (r -> 'attached' ->> 'collation');
+    END IF;
+  END IF;
+END
+$lossless$;
+
 -- squawk-ignore constraint-missing-not-valid, adding-foreign-key-constraint -- lossless: see docs/live.md
 ALTER TABLE commitments ADD CONSTRAINT commitments_goal_fk FOREIGN KEY (goal_id) REFERENCES client_goals(id) MATCH FULL ON DELETE SET NULL ON UPDATE CASCADE DEFERRABLE INITIALLY DEFERRED;
 
 DO $lossless$
 DECLARE
   s text;
+  lossless_named text;
+  lossless_current text;
 BEGIN
   IF to_regclass('lossless_stash') IS NOT NULL THEN
     FOR s IN SELECT jsonb_array_elements_text(s.payload -> 'attached' -> 'statements') FROM lossless_stash AS s WHERE s.kind = 'column' AND s.table_name = 'commitments' AND s.column_name = 'goal_id' LOOP
       EXECUTE s;
     END LOOP;
+    SELECT r.payload -> 'not_null' ->> 'name' INTO lossless_named FROM lossless_stash AS r WHERE r.kind = 'column' AND r.table_name = 'commitments' AND r.column_name = 'goal_id' LIMIT 1;
+    SELECT n.conname INTO lossless_current FROM pg_constraint n JOIN pg_attribute a ON a.attrelid = n.conrelid AND n.conkey = ARRAY[a.attnum] WHERE n.conrelid = to_regclass('commitments') AND n.contype = 'n' AND a.attname = 'goal_id';
+    IF lossless_current <> lossless_named THEN
+      EXECUTE format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', to_regclass('commitments'), lossless_current, lossless_named);
+    END IF;
   END IF;
 END
 $lossless$;

@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine, text
 
-from tests.ops.hostile.harness import assert_exact, assert_refused, run, setup
+from tests.ops.hostile.harness import (
+    assert_exact,
+    assert_refused,
+    assert_refused_offline,
+    run,
+    setup,
+)
 from toolkit.ops import CollapseJunctionToFkOp, PromoteFkToJunctionOp
 
 #: A hand-made junction sprint_goals(sprint_id, goal_id) with its own names; sprints keeps
@@ -52,27 +58,85 @@ def test_hand_made_junction_round_trip_is_exact(lossless_engine: Engine) -> None
 PAYLOAD = "ALTER TABLE sprint_goals ADD COLUMN weight int NOT NULL DEFAULT 1, ADD note text"
 
 
-@pytest.mark.xfail(strict=True, reason="payload columns are dropped with the junction")
 @pytest.mark.parametrize("keep_extra_links", [False, True])
 def test_payload_columns_are_refused_unless_declared(
     lossless_engine: Engine, keep_extra_links: bool
 ) -> None:
     setup(lossless_engine, JUNCTION, PAYLOAD)
 
-    assert_refused(lossless_engine, collapse(keep_extra_links=keep_extra_links), "weight, note")
-
-
-@pytest.mark.xfail(strict=True, reason="the promote back fails with UniqueViolation")
-def test_duplicate_pairs_with_keep_extra_links_come_back(lossless_engine: Engine) -> None:
-    setup(
+    assert_refused(
         lossless_engine,
-        JUNCTION,
-        "ALTER TABLE sprint_goals DROP CONSTRAINT sprint_goals_pair;"
-        " INSERT INTO sprint_goals SELECT md5('dup')::uuid, sprint_id, goal_id,"
-        " created_at + interval '1 day' FROM sprint_goals ORDER BY id LIMIT 1",
+        collapse(keep_extra_links=keep_extra_links, drop_payload=("note",)),
+        r"^refused: collapse_junction_to_fk: sprint_goals has payload column\(s\) weight that"
+        r" the collapse would drop with it; .* drop_payload=",
+    )
+    assert_refused(
+        lossless_engine, collapse(keep_extra_links=keep_extra_links), "column\\(s\\) weight, note "
     )
 
-    assert_exact(lossless_engine, collapse(keep_extra_links=True))
+
+def test_payload_columns_are_refused_offline(lossless_engine: Engine) -> None:
+    setup(lossless_engine, JUNCTION, PAYLOAD)
+
+    assert_refused_offline(
+        lossless_engine,
+        collapse(type_="uuid", owner_key="id"),
+        "sprint_goals has payload column\\(s\\) weight, note that the collapse would drop",
+    )
+
+
+def test_declared_payload_is_dropped_and_counted(lossless_engine: Engine) -> None:
+    setup(lossless_engine, JUNCTION, PAYLOAD)
+
+    [result] = run(lossless_engine, collapse(drop_payload=("weight", "note")))
+
+    # weight has a value in every link (NOT NULL DEFAULT 1): all 12 links lose something.
+    assert result.counts["payload_dropped"] == 12
+    assert "payload column(s) weight, note dropped with sprint_goals: 12 link(s)" in " ".join(
+        result.notes
+    )
+
+
+REPEATED_PAIR = (
+    "ALTER TABLE sprint_goals DROP CONSTRAINT sprint_goals_pair;"
+    " INSERT INTO sprint_goals SELECT md5('dup')::uuid, sprint_id, goal_id,"
+    " created_at + interval '1 day' FROM sprint_goals ORDER BY id LIMIT 1"
+)
+
+
+def test_repeated_pairs_with_keep_extra_links_are_refused(lossless_engine: Engine) -> None:
+    # The promote back adds UNIQUE (sprint_id, goal_id): the kept links could not come
+    # back, so the collapse that promises they will is refused before any change.
+    setup(lossless_engine, JUNCTION, REPEATED_PAIR)
+
+    assert_refused(
+        lossless_engine,
+        collapse(keep_extra_links=True),
+        r"^refused: sprint_goals: 2 row\(s\) repeat a \(sprint_id, goal_id\) pair, .*"
+        r" \(e\.g\. \(\w{8}-.*\); remove the repeated links first, or collapse without"
+        r" keep_extra_links",
+    )
+
+
+def test_repeated_pairs_are_refused_offline(lossless_engine: Engine) -> None:
+    setup(lossless_engine, JUNCTION, REPEATED_PAIR)
+
+    assert_refused_offline(
+        lossless_engine,
+        collapse(keep_extra_links=True, type_="uuid", owner_key="id"),
+        r"refused: sprint_goals: 2 row\(s\) repeat a \(sprint_id, goal_id\) pair",
+    )
+
+
+def test_repeated_pairs_without_keep_extra_links_are_the_declared_loss(
+    lossless_engine: Engine,
+) -> None:
+    setup(lossless_engine, JUNCTION, REPEATED_PAIR)
+
+    [result] = run(lossless_engine, collapse())
+
+    # 13 links for 6 sprints: 7 beyond the first, the repeated one among them.
+    assert (result.counts["collapsed"], result.counts["lost"]) == (6, 7)
 
 
 PROMOTE = PromoteFkToJunctionOp(
@@ -84,9 +148,6 @@ PROMOTE = PromoteFkToJunctionOp(
 )
 
 
-@pytest.mark.xfail(
-    strict=True, reason="created_at is a timestamp filled by now() in the session's TimeZone"
-)
 def test_first_link_does_not_depend_on_the_time_zone(lossless_engine: Engine) -> None:
     setup(lossless_engine)
     run(lossless_engine, PROMOTE)
