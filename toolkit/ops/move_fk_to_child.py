@@ -151,11 +151,11 @@ class MoveFkToChildOp(LosslessOperation):
         )
         type_text = type_sql(self.type_) if self.type_ is not None else None
         referent, parent_key = explicit_referent(self), self.parent_key
-        child_key: tuple[str, ...]
+        child_key: tuple[str, ...] | None
         guaranteed, child_key = False, ("ctid",)  # offline: checked, rows named by ctid
         if not runner.offline:
             parent_key, type_text, referent = self._reflect(runner, type_text, referent)
-            guaranteed, child_key = self._known_facts(runner, referent)
+            guaranteed, child_key = self._known_facts(runner, referent, parent_key)
         assert parent_key is not None and type_text is not None
         fk_name = self.fk_name or default_fk_name(self.child, self.new_column)
         ident(fk_name)  # a name PostgreSQL would truncate fails before any change
@@ -200,13 +200,21 @@ class MoveFkToChildOp(LosslessOperation):
         return parent_key, type_text or found.type_text, referent
 
     def _known_facts(
-        self, runner: Runner, referent: ForeignKeySpec | None
-    ) -> tuple[bool, tuple[str, ...]]:
+        self, runner: Runner, referent: ForeignKeySpec | None, parent_key: str
+    ) -> tuple[bool, tuple[str, ...] | None]:
         """Online: whether a validated foreign key already proves the parent's values have
-        their referent, and the child's key (its rows' names in a refusal; else ``ctid``)."""
-        current = reflect.foreign_keys(runner, self.parent, self.column, self.schema)
+        their referent, and the child's key (its rows' names in a refusal; else ``ctid``),
+        None when a NOT NULL ``child_fk`` under a validated key proves every child has a
+        parent (the check would cost a scan for nothing)."""
+        schema = self.schema
+        current = reflect.foreign_keys(runner, self.parent, self.column, schema)
         guaranteed = referent is None or reflect.validated_by(current, referent)
-        return guaranteed, reflect.primary_key_or_ctid(runner, self.child, self.schema)
+        link = reflect.existing_column(runner, self.child, self.child_fk, schema)
+        to_parent = ForeignKeySpec(self.parent, (parent_key,))
+        links = reflect.foreign_keys(runner, self.child, self.child_fk, schema)
+        if not link.nullable and reflect.validated_by(links, to_parent):
+            return guaranteed, None
+        return guaranteed, reflect.primary_key_or_ctid(runner, self.child, schema)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,8 +231,9 @@ class ToChildPlan(Plan):
     fk_names: tuple[str, ...]
     #: a validated foreign key proves the values have their referent (online)
     guaranteed: bool
-    #: the child's key, naming its rows in a refusal (offline ``ctid``)
-    child_key: tuple[str, ...]
+    #: the child's key, naming its rows in a refusal (offline ``ctid``); None when every
+    #: child is known to have a parent
+    child_key: tuple[str, ...] | None
 
     def dropped_columns(self) -> list[tuple[str | None, str, str]]:
         return [(self.family.schema, self.table, self.column)]
@@ -262,7 +271,7 @@ class ToChildPlan(Plan):
     def _children_checks(self) -> list[CheckSet]:
         """NOT NULL: every child must have a parent to take the value from."""
         family = self.family
-        if self.nullable:
+        if self.nullable or self.child_key is None:
             return []
         orphans = refusal(
             "child-without-parent",

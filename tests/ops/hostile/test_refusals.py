@@ -130,6 +130,23 @@ def test_children_without_parent_are_refused(lossless_engine: Engine) -> None:
     )
 
 
+def test_child_under_a_not_valid_key_without_parent_is_refused(lossless_engine: Engine) -> None:
+    # sprint_id stays NOT NULL, but its NOT VALID key let a row point to no sprint.
+    setup(
+        lossless_engine,
+        "ALTER TABLE tasks DROP CONSTRAINT tasks_sprint_id_fkey;"
+        " UPDATE tasks SET sprint_id = md5('gone')::uuid WHERE title = 'task 3';"
+        " ALTER TABLE tasks ADD CONSTRAINT tasks_sprint_id_fkey FOREIGN KEY (sprint_id)"
+        " REFERENCES sprints (id) NOT VALID",
+    )
+
+    assert_refused(
+        lossless_engine,
+        MoveFkToChildOp("sprints", "goal_id", child="tasks", child_fk="sprint_id"),
+        r"^refused: tasks\.sprint_id: 1 row\(s\) have no sprints row .*51febb21-",
+    )
+
+
 def test_children_without_parent_are_kept_when_nullable(lossless_engine: Engine) -> None:
     setup(lossless_engine, CHILD_WITHOUT_PARENT)
 
