@@ -26,6 +26,7 @@ class LosslessOperations(Operations):
         index: bool = ...,
         owner_key: str | None = ...,
         schema: str | None = ...,
+        online: bool | None = ...,
     ) -> OpResult:
         """Move every non-NULL ``table.column`` value into a new junction table.
 
@@ -100,6 +101,7 @@ class LosslessOperations(Operations):
         key: str | None = ...,
         primary_key: str | tuple[str, ...] | None = ...,
         schema: str | None = ...,
+        online: bool | None = ...,
     ) -> OpResult:
         """Write every non-NULL ``table.column`` into ``jsonb_column`` under ``key`` (default
         ``legacy_<column>``), then drop the column's foreign keys (looked up) and the column.
@@ -233,7 +235,10 @@ class LosslessOperations(Operations):
         offline ``type_``, ``parent_key`` and (for the default order) ``child_key`` are
         required."""
 
-    def run_lossless(self, *operations: LosslessOperation) -> list[OpResult]:
-        """Resolve, lock, check every operation, then apply each (``toolkit.ops.batch``)."""
+    def run_lossless(
+        self, *operations: LosslessOperation, online: bool | None = None
+    ) -> list[OpResult]:
+        """Resolve, lock, check every operation, then apply each (``toolkit.ops.batch``);
+        ``online``: in phases that let the application write (``toolkit.ops.online``)."""
 
 op: LosslessOperations

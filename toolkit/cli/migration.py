@@ -6,21 +6,34 @@ import click
 
 from toolkit import commands
 from toolkit.cli import render
-from toolkit.cli.options import Run, TakesRelativeRevision, json_option, pass_run, x_option
+from toolkit.cli.options import (
+    Run,
+    TakesRelativeRevision,
+    json_option,
+    online_options,
+    pass_run,
+    with_online,
+    x_option,
+)
 from toolkit.cli.output import EXIT_DATA, emit, emit_json
 
 
 @click.command(cls=TakesRelativeRevision)
 @click.argument("revision", default="heads")
 @x_option
+@online_options
 @json_option
 @pass_run
-def upgrade(run: Run, revision: str, x: dict[str, str], as_json: bool) -> None:
+def upgrade(
+    run: Run, revision: str, x: dict[str, str], online: bool, batch_size: int | None, as_json: bool
+) -> None:
     """Upgrade the database to REVISION (default: the head).
 
     Holds the migration lock for the whole run; each revision commits on its own, so a
-    failure leaves the database at the last good revision.
+    failure leaves the database at the last good revision. With --online, the operations
+    run in short phases while the application keeps writing (docs/online.md).
     """
+    x = with_online(x, online, batch_size)
     report = commands.upgrade(run.settings, revision, x=x, progress=run.progress)
     if as_json:
         emit_json(report.direction, render.migration_json(report))
@@ -31,15 +44,19 @@ def upgrade(run: Run, revision: str, x: dict[str, str], as_json: bool) -> None:
 @click.command(cls=TakesRelativeRevision)
 @click.argument("revision")
 @x_option
+@online_options
 @json_option
 @pass_run
-def downgrade(run: Run, revision: str, x: dict[str, str], as_json: bool) -> None:
+def downgrade(
+    run: Run, revision: str, x: dict[str, str], online: bool, batch_size: int | None, as_json: bool
+) -> None:
     """Downgrade the database to REVISION (an id, `-1`, or `base`).
 
     Run `preflight REVISION` first: a downgrade may collapse data the old schema cannot hold
     (declared losses are counted in the summary). A revision may take a policy for such
     data as -x options (e.g. migration-014: -x on_missing=keep_null).
     """
+    x = with_online(x, online, batch_size)
     report = commands.downgrade(run.settings, revision, x=x, progress=run.progress)
     if as_json:
         emit_json(report.direction, render.migration_json(report))

@@ -169,3 +169,32 @@ def rows_option(*, default: int | None, minimum: int = 1) -> Callable[[F], F]:
         )(fn)
 
     return decorate
+
+
+def online_options(fn: F) -> F:
+    """``--online`` and ``--batch-size N``: the operations' online mode (``-x online=true``,
+    ``-x online_batch_size=N``)."""
+    fn = click.option(
+        "--batch-size",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Rows per backfill batch in online mode (default 5000).",
+    )(fn)
+    return click.option(
+        "--online",
+        is_flag=True,
+        help="Run the operations in short phases (expand, backfill in batches, constraints,"
+        " contract) while the application keeps writing; a rerun resumes (docs/online.md).",
+    )(fn)
+
+
+def with_online(x: dict[str, str], online: bool, batch_size: int | None) -> dict[str, str]:
+    """``x`` with the ``-x`` options ``--online`` and ``--batch-size`` stand for."""
+    out = dict(x)
+    if online:
+        out["online"] = "true"
+    if batch_size is not None:
+        if not online and out.get("online", "").lower() not in ("1", "true", "yes", "on"):
+            raise click.UsageError("--batch-size is for online mode: add --online")
+        out["online_batch_size"] = str(batch_size)
+    return out

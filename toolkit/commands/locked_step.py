@@ -50,6 +50,7 @@ from toolkit.errors import (
     VerificationError,
 )
 from toolkit.migrate import Project, VersionTable
+from toolkit.ops.online import progress_lines
 from toolkit.postgres.url import database_name, scrub
 from toolkit.roundtrip.dropped import (
     DroppedData,
@@ -140,6 +141,7 @@ def run_step(
             with (
                 watching(progress, steps, conn) as timeline,
                 watching_locks(server.url, pid, step=lambda: _running(timeline)) as locks,
+                progress_lines(progress),
             ):
                 where.timeline = timeline
                 transaction = conn.begin() if rollback else None

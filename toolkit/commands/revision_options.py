@@ -82,12 +82,22 @@ def explain_refusal(exc: DataRefusedError, project: Project, step: Step | None) 
     )
 
 
+#: The ``-x`` options the toolkit's operations read themselves (``toolkit.ops.online``).
+TOOLKIT_X_OPTIONS = (
+    "online",
+    "online_batch_size",
+    "online_lock_timeout_ms",
+    "online_retries",
+)
+
+
 def unread_x_options(project: Project, x: Mapping[str, str]) -> tuple[str, ...]:
     """The names in ``x`` that no revision script (nor ``env.py``) of ``project`` reads.
 
     Most likely a typo: Alembic ignores such an option silently, and a misspelt
     ``keep_extra_links`` would let a downgrade lose what it was asked to keep.
     """
+    x = {name: value for name, value in x.items() if name not in TOOLKIT_X_OPTIONS}
     if not x:
         return ()
     script = project.script()

@@ -22,10 +22,11 @@ from typing import Any, ClassVar, TypeVar
 
 from alembic.operations import MigrateOperation, Operations
 
+from toolkit.errors import UsageError
 from toolkit.ops.guards import refuse_dependents, refuse_hidden_rows, refuse_inheritance
 from toolkit.ops.results import OpResult
 from toolkit.ops.runtime import Runner
-from toolkit.ops.steps import Run, Step, TableLock
+from toolkit.ops.steps import OnlineSteps, Run, Step, TableLock
 from toolkit.sql import triggers
 from toolkit.sql.checks import CheckSet
 
@@ -98,6 +99,10 @@ class Plan:
         """The result's counts and notes from what the steps counted (online only)."""
         raise NotImplementedError
 
+    def online_steps(self) -> OnlineSteps:
+        """What this operation does in each phase of online mode (``toolkit.ops.online``)."""
+        raise UsageError(f"{self.operation} has no online mode yet: run it without online mode")
+
     def run(self, runner: Runner, *, description: str | None = None) -> OpResult:
         """Lock, check, apply: one operation on its own."""
         runner.lock(self.locks())
@@ -140,6 +145,9 @@ class LosslessOperation(MigrateOperation):
 
     #: The ``op.<name>`` the operation is registered as.
     name: ClassVar[str]
+    #: Online mode asked for by the operation's argument (None: as ``-x online`` says);
+    #: a field of the operations that have an online mode.
+    online: bool | None = None
 
     def resolve(self, runner: Runner) -> Plan:
         """Reflection (online) or arguments (offline) into a frozen plan."""
@@ -193,5 +201,9 @@ def lossless_operation(name: str) -> Callable[[type[_O]], type[_O]]:
 
 
 def _run_one(operations: Operations, operation: LosslessOperation) -> OpResult:
+    from toolkit.ops import online
+
     runner = Runner(operations, operation.name)
+    if online.wanted(operations, operation.online):
+        return online.run_online(runner, [operation])[0]
     return operation.resolve(runner).run(runner, description=operation.describe())

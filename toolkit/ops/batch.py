@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from alembic.operations import MigrateOperation, Operations
 
 from toolkit.errors import UsageError
+from toolkit.ops import online
 from toolkit.ops.base import LosslessOperation, Plan
 from toolkit.ops.results import OpResult
 from toolkit.ops.runtime import Runner
@@ -37,19 +38,28 @@ class LosslessBatchOp(MigrateOperation):
     """Run ``operations`` as one: resolve all, lock all, check all, then apply each."""
 
     operations: tuple[LosslessOperation, ...]
+    online: bool | None
 
-    def __init__(self, *operations: LosslessOperation) -> None:
+    def __init__(self, *operations: LosslessOperation, online: bool | None = None) -> None:
         object.__setattr__(self, "operations", tuple(operations))
+        object.__setattr__(self, "online", online)
 
     @classmethod
-    def run_lossless(cls, operations: Operations, *lossless: LosslessOperation) -> list[OpResult]:
-        """Resolve, lock, check every operation, then apply each (see ``toolkit.ops.batch``)."""
-        results: list[OpResult] = operations.invoke(cls(*lossless))
+    def run_lossless(
+        cls, operations: Operations, *lossless: LosslessOperation, online: bool | None = None
+    ) -> list[OpResult]:
+        """Resolve, lock, check every operation, then apply each (see ``toolkit.ops.batch``).
+
+        ``online``: in phases that let the application write (``toolkit.ops.online``);
+        None: as ``-x online`` says, or online if any operation asks for it."""
+        results: list[OpResult] = operations.invoke(cls(*lossless, online=online))
         return results
 
     def reverse(self) -> LosslessBatchOp:
         """The inverses, in reverse order."""
-        return LosslessBatchOp(*(o.reverse() for o in reversed(self.operations)))
+        return LosslessBatchOp(
+            *(o.reverse() for o in reversed(self.operations)), online=self.online
+        )
 
     def describe(self) -> str:
         """One line per operation."""
@@ -86,6 +96,12 @@ def locks_of(plans: Sequence[Plan]) -> list[TableLock]:
 def run_lossless(operations: Operations, batch: LosslessBatchOp) -> list[OpResult]:
     """Implementation of ``op.run_lossless`` (see the module docstring)."""
     runner = Runner(operations, "run_lossless")
+    asked = batch.online
+    if asked is None and any(o.online for o in batch.operations):
+        asked = True
+    if online.wanted(operations, asked):
+        refuse_dependencies(batch.operations)
+        return online.run_online(runner, batch.operations)
     plans = plan_all(runner, batch.operations)
     runner.lock(locks_of(plans))
     for index, plan in enumerate(plans):

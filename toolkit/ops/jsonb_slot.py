@@ -78,6 +78,18 @@ def stash_steps(slot: JsonbSlot, row_filter: Sql | None = None) -> list[Step]:
     """Write the slot's non-NULL values (of rows matching ``row_filter``) into the JSONB,
     remembering which JSONB were NULL. Tallies ``stashed`` (values) and ``was_null``."""
     return [
+        *stash_prelude(slot),
+        Run(slot.mark_null_jsonb(row_filter), tally="was_null"),
+        Run(slot.register_key()),
+        Run(analyze_stash(slot.schema)),
+        Run(slot.write_values(row_filter), tally="stashed"),
+    ]
+
+
+def stash_prelude(slot: JsonbSlot) -> list[Step]:
+    """Before a stash marks and writes: the stash exists, and what an earlier stash of the
+    same JSONB left behind that no longer applies is forgotten."""
+    return [
         Run(ensure_stash(slot.schema)),
         # Left over by a stash whose column was re-added by hand: no row holds the key (checked).
         Run(slot.unregister_key()),
@@ -85,10 +97,6 @@ def stash_steps(slot: JsonbSlot, row_filter: Sql | None = None) -> list[Step]:
         Run(nested_loops_off()),
         Run(slot.forget_stale_marks()),
         Run(nested_loops_back()),
-        Run(slot.mark_null_jsonb(row_filter), tally="was_null"),
-        Run(slot.register_key()),
-        Run(analyze_stash(slot.schema)),
-        Run(slot.write_values(row_filter), tally="stashed"),
     ]
 
 

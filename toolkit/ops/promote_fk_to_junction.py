@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, replace
 
+from psycopg import sql
+
 from toolkit.errors import UsageError
 from toolkit.ops import reflect
 from toolkit.ops.base import FROM_RECORD, LosslessOperation, Plan, lossless_operation, name_of
@@ -16,11 +18,12 @@ from toolkit.ops.columns import foreign_key_names, record_and_drop
 from toolkit.ops.junction import shape_of
 from toolkit.ops.refusals import value_without_referent
 from toolkit.ops.runtime import Runner
-from toolkit.ops.steps import Run, Step, TableLock, runs
+from toolkit.ops.steps import Measure, OnlineSteps, Run, Step, TableLock, runs
 from toolkit.sql.checks import CheckSet, key_text
 from toolkit.sql.ddl import ForeignKeySpec
 from toolkit.sql.idents import Sql, table_as_t
 from toolkit.sql.junction import JunctionShape
+from toolkit.sql.online import create_mirror, drop_mirror
 from toolkit.sql.stash import ensure_stash, forget
 
 
@@ -55,6 +58,7 @@ class PromoteFkToJunctionOp(LosslessOperation):
     index: bool = True
     owner_key: str | None = None
     schema: str | None = None
+    online: bool | None = None
 
     def reverse(self) -> LosslessOperation:
         """Collapse the junction back into the column (its definition comes from the record)."""
@@ -126,7 +130,8 @@ class PromoteFkToJunctionOp(LosslessOperation):
         table, column, schema = self.table, self.column, self.schema
         owner_key = self.owner_key or reflect.single_key(runner, table, schema)
         reflect.existing_column(runner, table, column, schema)
-        if reflect.table_exists(runner, self.junction, schema):
+        resuming = reflect.online_run_under_way(runner, table, column, schema)
+        if reflect.table_exists(runner, self.junction, schema) and not resuming:
             raise UsageError(f"promote_fk_to_junction: table {self.junction} already exists")
         current = reflect.foreign_keys(runner, table, column, schema)
         referent = referent or reflect.single_foreign_key(runner, table, column, schema)
@@ -194,6 +199,64 @@ class PromotePlan(Plan):
             steps.append(Run(forget("link", self.table, self.column, schema=schema)))
         steps += runs(self.constraints())
         return steps + record_and_drop(self.table, self.column, self.fk_names, schema=schema)
+
+    def online_steps(self) -> OnlineSteps:
+        shape, schema = self.shape, self.shape.schema
+        source = TableLock(schema, self.table, "ACCESS EXCLUSIVE")
+        referent = TableLock(self.referent.referent_schema, self.referent.referent_table)
+        owner = ForeignKeySpec(
+            self.table, (shape.owner_key,), schema, ondelete=self.referent.ondelete
+        )
+        mirror = create_mirror(
+            self.table,
+            self.column,
+            schema=schema,
+            timing="AFTER",
+            events=("INSERT", "UPDATE", "DELETE"),
+            columns=(shape.owner_key, self.column),
+            body=shape.mirror_body(),
+        )
+        contract: list[Step] = runs(drop_mirror(self.table, self.column, schema=schema))
+        if self.use_kept:
+            contract.append(Run(forget("link", self.table, self.column, schema=schema)))
+        return OnlineSteps(
+            table=self.table,
+            column=self.column,
+            schema=schema,
+            keys=(shape.owner_key,),
+            # The junction is empty: its keys and indexes cost nothing yet.
+            expand_locks=(TableLock(schema, self.table),),
+            expand=tuple(
+                runs(
+                    [shape.create_bare(), shape.shape_columns(), *shape.keys_and_indexes(), *mirror]
+                )
+            ),
+            batch=self._batch,
+            constraints=tuple(
+                (shape.name, name, statement)
+                for name, statement in shape.foreign_keys(owner, self.referent)
+            ),
+            measures=(
+                Measure(shape.count_mirrored(missing=False), "moved"),
+                Measure(shape.count_mirrored(missing=True), "missing"),
+            ),
+            contract_locks=(source, referent),
+            contract=tuple(
+                contract + record_and_drop(self.table, self.column, self.fk_names, schema=schema)
+            ),
+        )
+
+    def _batch(self, where: Sql) -> list[Step]:
+        """The links of the owners ``where`` selects that have none yet (the mirror wrote
+        the others): the kept ones first, then the column's."""
+        shape = self.shape
+        todo = sql.SQL("{} AND {}").format(where, shape.owners_without_links())
+        steps: list[Step] = []
+        if self.use_kept:
+            kept = shape.load_kept_links(self.referent, self.referent.referent_columns[0], todo)
+            steps.append(Run(kept, "restored"))
+        steps.append(Run(shape.load_from_column(skip_kept=False, row_filter=todo)))
+        return steps
 
     def report(self, tallies: Mapping[str, int]) -> tuple[dict[str, int], list[str]]:
         notes = [f"dropped foreign key {name}" for name in self.fk_names]

@@ -11,6 +11,7 @@ from toolkit.ops.runtime import Runner
 from toolkit.sql import lookups
 from toolkit.sql.attached import collation_of, statements_of
 from toolkit.sql.ddl import FK_ACTIONS, ForeignKeySpec
+from toolkit.sql.online import PROGRESS
 from toolkit.sql.stash import STASH_TABLE, count_entries, recorded_column
 
 
@@ -204,3 +205,9 @@ def _named_not_null(recorded: Any) -> tuple[str, str] | None:
     if not isinstance(recorded, dict):
         return None
     return str(recorded["name"]), str(recorded["definition"])
+
+
+def online_run_under_way(runner: Runner, table: str, column: str, schema: str | None) -> bool:
+    """Whether an online run of an operation on ``table.column`` left its progress entry
+    (``toolkit.ops.online``): what it created is then its own, to resume."""
+    return stash_count(runner, PROGRESS, table, column, schema) > 0

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass
 
+from psycopg import sql
+
 from toolkit.ops import reflect
 from toolkit.ops.base import (
     FROM_RECORD,
@@ -26,12 +28,15 @@ from toolkit.ops.jsonb_slot import (
     key_columns,
     legacy_key,
     stash_checks,
+    stash_prelude,
     stash_steps,
 )
 from toolkit.ops.runtime import Runner
-from toolkit.ops.steps import Step, TableLock
+from toolkit.ops.steps import Measure, OnlineSteps, Run, Step, TableLock, runs
 from toolkit.sql.checks import CheckSet, key_text
+from toolkit.sql.idents import Sql
 from toolkit.sql.jsonb_slot import JsonbSlot
+from toolkit.sql.online import create_mirror, drop_mirror
 
 
 @lossless_operation("stash_column_in_jsonb")
@@ -55,6 +60,7 @@ class StashColumnInJsonbOp(LosslessOperation):
     key: str | None = None
     primary_key: str | tuple[str, ...] | None = None
     schema: str | None = None
+    online: bool | None = None
 
     @property
     def stash_key(self) -> str:
@@ -126,6 +132,44 @@ class StashPlan(Plan):
         schema = self.slot.schema
         drop = record_and_drop(self.table, self.column, self.fk_names, schema=schema)
         return stash_steps(self.slot) + drop
+
+    def online_steps(self) -> OnlineSteps:
+        slot, schema = self.slot, self.slot.schema
+        mirror = create_mirror(
+            self.table,
+            self.column,
+            schema=schema,
+            timing="BEFORE",
+            events=("INSERT", "UPDATE"),
+            columns=(self.column, slot.jsonb_column),
+            body=slot.mirror_body(),
+        )
+        contract = runs(drop_mirror(self.table, self.column, schema=schema))
+        return OnlineSteps(
+            table=self.table,
+            column=self.column,
+            schema=schema,
+            keys=slot.key_columns,
+            expand_locks=(TableLock(schema, self.table),),
+            expand=(*stash_prelude(slot), Run(slot.register_key()), *runs(mirror)),
+            batch=self._batch,
+            constraints=(),
+            measures=(
+                Measure(slot.count_mirrored(missing=False), "stashed"),
+                Measure(slot.count_mirrored(missing=True), "missing"),
+            ),
+            contract_locks=(TableLock(schema, self.table, "ACCESS EXCLUSIVE"),),
+            contract=tuple(
+                contract + record_and_drop(self.table, self.column, self.fk_names, schema=schema)
+            ),
+            writes_source=True,
+        )
+
+    def _batch(self, where: Sql) -> list[Step]:
+        """Mark and write the rows ``where`` selects that do not hold the key yet."""
+        slot = self.slot
+        todo = sql.SQL("{} AND NOT {}").format(where, slot.holds_key)
+        return [Run(slot.mark_null_jsonb(todo), "was_null"), Run(slot.write_values(todo))]
 
     def report(self, tallies: Mapping[str, int]) -> tuple[dict[str, int], list[str]]:
         notes = [f"dropped foreign key {name}" for name in self.fk_names]

@@ -12,7 +12,7 @@ or prints it (offline) in one place:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from toolkit.errors import UsageError
@@ -97,3 +97,31 @@ Step = Run | Measure | OnlyIfZero | CheckedByForeignKeys
 def runs(statements: Sequence[Sql]) -> list[Step]:
     """Plain ``Run`` steps, in order."""
     return [Run(s) for s in statements]
+
+
+@dataclass(frozen=True)
+class OnlineSteps:
+    """What one plan does in each phase of online mode (``toolkit.ops.online``).
+
+    ``expand``: statements of the short first transaction (new structure, mirror
+    trigger), under ``expand_locks``; ``batch(range)``: the statements that fill the new
+    structure for the source rows ``t`` matching ``range`` (already locked), whose
+    tallies add up; ``constraints``: ``(table, name, ADD CONSTRAINT ...)`` added ``NOT
+    VALID`` then validated; ``measures``: counts read once the backfill is done (each one
+    a ``Measure``; ``missing`` must be 0 before the contract); ``contract``: statements
+    of the short last transaction, under ``contract_locks``. ``writes_source``: the
+    batches update the source table (whose user triggers would then fire).
+    """
+
+    table: str
+    column: str
+    schema: str | None
+    keys: tuple[str, ...]
+    expand_locks: tuple[TableLock, ...]
+    expand: tuple[Step, ...]
+    batch: Callable[[Sql], list[Step]]
+    constraints: tuple[tuple[str, str, Sql], ...]
+    measures: tuple[Measure, ...]
+    contract_locks: tuple[TableLock, ...]
+    contract: tuple[Step, ...]
+    writes_source: bool = False

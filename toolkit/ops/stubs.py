@@ -37,8 +37,11 @@ class LosslessOperations(Operations):
 '''
 
 _FOOTER = '''\
-    def run_lossless(self, *operations: LosslessOperation) -> list[OpResult]:
-        """Resolve, lock, check every operation, then apply each (``toolkit.ops.batch``)."""
+    def run_lossless(
+        self, *operations: LosslessOperation, online: bool | None = None
+    ) -> list[OpResult]:
+        """Resolve, lock, check every operation, then apply each (``toolkit.ops.batch``);
+        ``online``: in phases that let the application write (``toolkit.ops.online``)."""
 
 op: LosslessOperations
 '''

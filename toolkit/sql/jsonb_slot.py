@@ -211,6 +211,50 @@ class JsonbSlot:
             f=self._and(row_filter),
         )
 
+    def mirror_body(self) -> Sql:
+        """The body of the BEFORE trigger that stashes each value the application writes
+        while online mode fills the JSONB: the key follows the column, a NULL JSONB that
+        receives a value is marked as ``write_values`` + ``mark_null_jsonb`` would, and a
+        non-object JSONB that would need the key fails the write (nothing silently lost)."""
+        return sql.SQL(
+            "IF NEW.{col} IS NOT NULL THEN\n"
+            "  IF NEW.{jcol} IS NULL THEN\n"
+            "    INSERT INTO {stash} (kind, table_name, column_name, row_key)"
+            " VALUES ({kind}, {table}, {jname}, {row_key});\n"
+            "  ELSIF jsonb_typeof(NEW.{jcol}) <> 'object' THEN\n"
+            "    RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = {message};\n"
+            "  END IF;\n"
+            "  NEW.{jcol} := COALESCE(NEW.{jcol}, '{{}}'::jsonb)"
+            " || jsonb_build_object({k}, to_jsonb(NEW.{col}));\n"
+            "ELSIF jsonb_typeof(NEW.{jcol}) = 'object' THEN\n"
+            "  NEW.{jcol} := NEW.{jcol} - {k};\n"
+            "END IF;\nRETURN NEW;"
+        ).format(
+            col=ident(self.column),
+            jcol=ident(self.jsonb_column),
+            stash=stash_ref(self.schema),
+            kind=literal(WAS_NULL),
+            table=literal(self.table),
+            jname=literal(self.jsonb_column),
+            row_key=row_key_json("new", self.key_columns),
+            message=literal(
+                f"lossless online: {self.table}.{self.jsonb_column} must be a JSON object (or"
+                f" NULL) to receive {self.column} under key {self.key!r}"
+            ),
+            k=literal(self.key),
+        )
+
+    def count_mirrored(self, *, missing: bool) -> Sql:
+        """How many non-NULL values the JSONB holds (``missing``: does not hold) exactly."""
+        return sql.SQL(
+            "SELECT count(*) FROM {} WHERE {v} IS NOT NULL AND {} {} to_jsonb({v})"
+        ).format(
+            self.source,
+            sql.SQL("({} -> {})").format(self.jsonb, literal(self.key)),
+            sql.SQL("IS DISTINCT FROM" if missing else "="),
+            v=self.value,
+        )
+
     def decoded(self, type_text: str) -> Sql:
         """The stashed value cast back to ``type_text`` (the column must exist again).
 

@@ -98,16 +98,19 @@ class JunctionShape:
         parts.append(sql.SQL("ALTER COLUMN {} SET DEFAULT now()").format(ident(CREATED_AT_COLUMN)))
         return sql.SQL("ALTER TABLE {} {}").format(self.ref, sql.SQL(", ").join(parts))
 
-    def load_from_column(self, *, skip_kept: bool) -> Sql:
+    def load_from_column(self, *, skip_kept: bool, row_filter: Sql | None = None) -> Sql:
         """Copy every non-NULL ``(owner key, column)`` pair into the bare junction.
 
-        ``skip_kept``: leave out owners whose links a collapse kept (loaded verbatim instead).
+        ``skip_kept``: leave out owners whose links a collapse kept (loaded verbatim instead);
+        ``row_filter``: only owners ``t`` matching it (a batch of online mode).
         """
         skip: Sql = sql.SQL("")
         if skip_kept:
             skip = sql.SQL(" AND NOT EXISTS (SELECT FROM {} AS s WHERE {})").format(
                 stash_ref(self.schema), self._kept("t")
             )
+        if row_filter is not None:
+            skip = sql.SQL("{} AND {}").format(skip, row_filter)
         return sql.SQL(
             "INSERT INTO {ref} ({owner}, {referent}) SELECT t.{key}, t.{col}"
             " FROM {owner_ref} AS t WHERE t.{col} IS NOT NULL{skip}"
@@ -134,14 +137,18 @@ class JunctionShape:
             value=column_of(alias, self.column),
         )
 
-    def load_kept_links(self, referent: ForeignKeySpec, referent_key: str) -> Sql:
+    def load_kept_links(
+        self, referent: ForeignKeySpec, referent_key: str, row_filter: Sql | None = None
+    ) -> Sql:
         """Re-insert, verbatim, the links a collapse kept for owners still pointing at the
-        same first link; links whose referent has since been deleted go, as a cascade would."""
+        same first link; links whose referent has since been deleted go, as a cascade would.
+        ``row_filter``: only owners ``t`` matching it (a batch of online mode)."""
         return sql.SQL(
             "INSERT INTO {ref} SELECT r.* FROM {stash} AS s JOIN {owner_ref} AS t ON {kept}"
             " CROSS JOIN LATERAL jsonb_populate_record(NULL::{ref}, s.payload -> 'row') AS r"
-            " WHERE EXISTS (SELECT FROM {referent} AS x WHERE x.{rkey} = r.{rcol})"
+            " WHERE EXISTS (SELECT FROM {referent} AS x WHERE x.{rkey} = r.{rcol}){filter}"
         ).format(
+            filter=sql.SQL("") if row_filter is None else sql.SQL(" AND {}").format(row_filter),
             ref=self.ref,
             stash=stash_ref(self.schema),
             owner_ref=self.owner_ref,
@@ -153,6 +160,10 @@ class JunctionShape:
 
     def constrain(self, owner: ForeignKeySpec, referent: ForeignKeySpec) -> list[Sql]:
         """Primary key, unique pair, indexes, then the two foreign keys (after the load)."""
+        return self.keys_and_indexes() + [sql for _, sql in self.foreign_keys(owner, referent)]
+
+    def keys_and_indexes(self) -> list[Sql]:
+        """Primary key, unique pair and (with ``index``) one index per column."""
         pair = [self.owner_column, self.referent_column]
         steps = [
             add_primary_key(self.name, [ID_COLUMN], f"{self.name}_pkey", schema=self.schema),
@@ -162,11 +173,60 @@ class JunctionShape:
             steps += [
                 create_index(self.name, [c], self.index_name(c), schema=self.schema) for c in pair
             ]
-        steps += [
-            add_foreign_key(self.name, [c], self.fk_name(c), spec, schema=self.schema)
+        return steps
+
+    def foreign_keys(
+        self, owner: ForeignKeySpec, referent: ForeignKeySpec
+    ) -> list[tuple[str, Sql]]:
+        """The two foreign keys, each with its name."""
+        return [
+            (
+                self.fk_name(c),
+                add_foreign_key(self.name, [c], self.fk_name(c), spec, schema=self.schema),
+            )
             for c, spec in ((self.owner_column, owner), (self.referent_column, referent))
         ]
-        return steps
+
+    # -- online mode ---------------------------------------------------------------------
+
+    def owners_without_links(self) -> Sql:
+        """Condition on owners ``t``: no link at all yet (a batch fills only those)."""
+        return sql.SQL("NOT EXISTS (SELECT FROM {} AS j WHERE j.{} = t.{})").format(
+            self.ref, ident(self.owner_column), ident(self.owner_key)
+        )
+
+    def mirror_body(self) -> Sql:
+        """The body of the AFTER trigger on the owner table that keeps the junction equal to
+        its column while online mode fills it: an owner's links follow its value."""
+        return sql.SQL(
+            "IF TG_OP = 'UPDATE' AND NEW.{col} IS NOT DISTINCT FROM OLD.{col}"
+            " AND NEW.{key} IS NOT DISTINCT FROM OLD.{key} THEN\n  RETURN NULL;\nEND IF;\n"
+            "IF TG_OP <> 'INSERT' THEN\n  DELETE FROM {ref} WHERE {owner} = OLD.{key};\nEND IF;\n"
+            "IF TG_OP <> 'DELETE' AND NEW.{col} IS NOT NULL THEN\n"
+            "  INSERT INTO {ref} ({owner}, {referent}) VALUES (NEW.{key}, NEW.{col});\nEND IF;\n"
+            "RETURN NULL;"
+        ).format(
+            col=ident(self.column),
+            key=ident(self.owner_key),
+            ref=self.ref,
+            owner=ident(self.owner_column),
+            referent=ident(self.referent_column),
+        )
+
+    def count_mirrored(self, *, missing: bool) -> Sql:
+        """How many owners with a value have (``missing``: lack) the link to it."""
+        return sql.SQL(
+            "SELECT count(*) FROM {owner_ref} AS t WHERE t.{col} IS NOT NULL AND {neg}EXISTS"
+            " (SELECT FROM {ref} AS j WHERE j.{owner} = t.{key} AND j.{referent} = t.{col})"
+        ).format(
+            owner_ref=self.owner_ref,
+            col=ident(self.column),
+            neg=sql.SQL("NOT " if missing else ""),
+            ref=self.ref,
+            owner=ident(self.owner_column),
+            key=ident(self.owner_key),
+            referent=ident(self.referent_column),
+        )
 
     # -- collapse --------------------------------------------------------------------------
 

@@ -1,0 +1,199 @@
+"""``lossless upgrade --online`` killed (SIGKILL) in each phase, then run again.
+
+Each kill leaves the database at the old revision with what the committed phases made; a
+rerun resumes and ends exactly as a plain upgrade of the same data (full-catalog
+fingerprint), and a plain downgrade then gives the original database back.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+from sqlalchemy import Connection, text
+
+from tests.cli.conftest import engine_on, run_lossless, start_lossless
+from tests.ops.test_online import leftovers, normalized_fingerprint
+from toolkit import migrate
+from toolkit.catalog import get_scenario
+from toolkit.migrate import Project
+from toolkit.postgres import Server, scratch_database
+from toolkit.postgres.url import libpq_url
+from toolkit.verify.fingerprint import fingerprint, fingerprint_diff
+
+SCENARIO = get_scenario("migration-014")
+PROJECT = Project.for_scenario(SCENARIO)
+#: Seeded targets: at one row per batch, the backfill lasts long enough to be caught.
+TARGETS = 400
+WAITING = text(
+    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+    " WHERE NOT l.granted AND a.datname = current_database()"
+    " AND a.application_name = 'lossless upgrade'"
+)
+#: The contract's ACCESS EXCLUSIVE request, waiting.
+CONTRACT_WAITING = text(
+    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+    " WHERE NOT l.granted AND l.mode = 'AccessExclusiveLock' AND a.datname = current_database()"
+    " AND a.application_name = 'lossless upgrade'"
+)
+SESSIONS = text(
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+    " AND application_name LIKE 'lossless%'"
+)
+ROWS_DONE = text(
+    "SELECT coalesce(max((payload ->> 'rows')::int), 0) FROM lossless_stash WHERE kind = 'online'"
+)
+
+
+@pytest.fixture(scope="module")
+def template(lossless_server: Server) -> Iterator[str]:
+    with scratch_database(lossless_server.url, prefix="lossless_resume_template") as url:
+        migrate.upgrade(PROJECT, url, SCENARIO.before)
+        with engine_on(url) as engine, engine.begin() as conn:
+            SCENARIO.seed(conn, TARGETS, 5)
+        yield url
+
+
+@contextmanager
+def copy_of(server: Server, template: str) -> Iterator[str]:
+    name = template.rsplit("/", 1)[1]
+    with scratch_database(server.url, prefix="lossless_resume", template=name) as url:
+        yield url
+
+
+def _until(conn: Connection, ready: Callable[[], bool], what: str) -> None:
+    """Poll ``ready`` (each time in a new transaction: the statistics views keep one
+    snapshot per transaction)."""
+    deadline = time.monotonic() + 120
+    while True:
+        conn.rollback()
+        if ready():
+            conn.rollback()
+            return
+        assert time.monotonic() < deadline, f"never saw {what}"
+        time.sleep(0.02)
+
+
+def _kill(process: subprocess.Popen[str], conn: Connection) -> None:
+    """SIGKILL the CLI, then wait until the server has ended its session too."""
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    _until(conn, lambda: conn.execute(SESSIONS).scalar() == 0, "the killed session end")
+
+
+def _upgrade(url: str) -> subprocess.Popen[str]:
+    return start_lossless(
+        "-s", "migration-014", "--url", url, "upgrade", "--online", "--batch-size", "1"
+    )
+
+
+@contextmanager
+def _holding(url: str, statement: str) -> Iterator[None]:
+    """An application transaction holding the lock ``statement`` takes, until the end."""
+    with psycopg.connect(libpq_url(url)) as blocker:
+        blocker.execute(statement)
+        yield
+        blocker.rollback()
+
+
+def _after_rerun(server: Server, template: str, url: str) -> None:
+    """Rerun the upgrade: it ends as a plain one would; so does a downgrade after it."""
+    outcome = run_lossless("-s", "migration-014", "--url", url, "upgrade", "--online")
+    assert outcome.code == 0, outcome
+    with engine_on(url) as engine, engine.connect() as conn:
+        assert leftovers(conn) == []
+    with copy_of(server, template) as plain:
+        migrate.upgrade(PROJECT, plain, SCENARIO.after)
+        assert fingerprint_diff(normalized_fingerprint(plain), normalized_fingerprint(url)) == []
+        migrate.downgrade(PROJECT, plain, SCENARIO.before)
+        outcome = run_lossless("-s", "migration-014", "--url", url, "downgrade", SCENARIO.before)
+        assert outcome.code == 0, outcome
+        with engine_on(plain) as a, a.connect() as c1, engine_on(url) as b, b.connect() as c2:
+            assert fingerprint_diff(fingerprint(c1), fingerprint(c2)) == []
+
+
+def test_killed_during_expand_changes_nothing_and_a_rerun_completes(
+    lossless_server: Server, template: str
+) -> None:
+    with copy_of(lossless_server, template) as url, engine_on(url) as engine:
+        with engine.connect() as conn:
+            before = fingerprint(conn)
+            with _holding(url, "LOCK TABLE commitments IN ROW EXCLUSIVE MODE"):
+                process = _upgrade(url)
+                _until(conn, lambda: conn.execute(WAITING).scalar() > 0, "expand wait")
+                _kill(process, conn)
+            conn.rollback()
+            assert fingerprint_diff(before, fingerprint(conn)) == []
+        _after_rerun(lossless_server, template, url)
+
+
+def test_killed_during_backfill_resumes_after_the_last_batch(
+    lossless_server: Server, template: str
+) -> None:
+    with copy_of(lossless_server, template) as url, engine_on(url) as engine:
+        with engine.connect() as conn:
+            process = _upgrade(url)
+            _until(
+                conn,
+                lambda: (
+                    bool(
+                        conn.execute(
+                            text("SELECT to_regclass('lossless_stash') IS NOT NULL")
+                        ).scalar()
+                    )
+                    and (conn.execute(ROWS_DONE).scalar() or 0) >= 20
+                ),
+                "20 batches",
+            )
+            _kill(process, conn)
+            conn.rollback()
+            done = conn.execute(ROWS_DONE).scalar()
+            assert 20 <= done < TARGETS
+            assert migrate.current(PROJECT, url) == (SCENARIO.before,)
+            assert leftovers(conn)  # triggers and progress, for the rerun
+        _after_rerun(lossless_server, template, url)
+
+
+def test_killed_while_adding_constraints_resumes(lossless_server: Server, template: str) -> None:
+    with copy_of(lossless_server, template) as url, engine_on(url) as engine:
+        with engine.connect() as conn:
+            process = _upgrade(url)
+            _until(
+                conn,
+                lambda: bool(
+                    conn.execute(text("SELECT to_regclass('lossless_stash') IS NOT NULL")).scalar()
+                ),
+                "the expand",
+            )
+            conn.rollback()
+            # The first junction's foreign key to client_goals waits for this lock.
+            with _holding(url, "LOCK TABLE client_goals IN SHARE MODE"):
+                _until(conn, lambda: conn.execute(WAITING).scalar() > 0, "constraint wait")
+                _kill(process, conn)
+            conn.rollback()
+            assert migrate.current(PROJECT, url) == (SCENARIO.before,)
+        _after_rerun(lossless_server, template, url)
+
+
+def test_killed_during_contract_resumes(lossless_server: Server, template: str) -> None:
+    with copy_of(lossless_server, template) as url, engine_on(url) as engine:
+        with engine.connect() as conn:
+            # A reader of targets: only the contract's ACCESS EXCLUSIVE waits for it.
+            with _holding(url, "SELECT count(*) FROM targets"):
+                process = _upgrade(url)
+                _until(conn, lambda: conn.execute(CONTRACT_WAITING).scalar() > 0, "contract wait")
+                _kill(process, conn)
+            conn.rollback()
+            phases = conn.execute(
+                text(
+                    "SELECT DISTINCT payload ->> 'phase' FROM lossless_stash WHERE kind = 'online'"
+                )
+            ).scalars()
+            assert set(phases) == {"constraints"}
+            assert migrate.current(PROJECT, url) == (SCENARIO.before,)
+        _after_rerun(lossless_server, template, url)

@@ -1,0 +1,418 @@
+"""Online mode: refactor a large table while the application keeps writing to it.
+
+A plain operation runs in its revision's one transaction, holding its table locks until
+commit. Online (``online=True``, ``-x online=true``, ``lossless upgrade --online``), it
+runs in phases, each its own short transaction (inside Alembic's ``autocommit_block``):
+
+1. **checks**: every refusal of every operation, before anything changes, without
+   table locks (a snapshot);
+2. **expand**: one transaction, every lock in one global order under a short
+   ``lock_timeout`` (retried): the new structure and a mirror trigger on the source table
+   that writes each application change of the moving value into it, and a progress entry;
+3. **backfill**: batches of ``batch_size`` rows in primary-key order, each one
+   transaction that locks its rows, fills the new structure for them and records its last
+   key; a rerun continues after the last committed batch;
+4. **constraints**: foreign keys added ``NOT VALID`` (a short lock), then validated
+   (a scan that lets writes go on); then the result is measured (``missing`` must be 0);
+5. **contract**: one transaction, short ACCESS EXCLUSIVE locks under the same timeout
+   and retries: the trigger, the old foreign keys and the old column go.
+
+The revision's own transaction then forgets the progress entries and stamps the version:
+until then a rerun resumes wherever the previous run stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from alembic.operations import Operations
+from psycopg import sql
+from sqlalchemy.exc import DBAPIError
+
+from toolkit.errors import OfflineModeError, UsageError, VerificationError
+from toolkit.ops.base import LosslessOperation, Plan
+from toolkit.ops.results import OpResult, log
+from toolkit.ops.runtime import Runner
+from toolkit.ops.steps import OnlineSteps, merged_locks
+from toolkit.sql import online as osql
+from toolkit.sql.lookups import regclass
+from toolkit.sql.stash import STASH_TABLE, ensure_stash
+
+_TRUE = ("1", "true", "yes", "on")
+#: SQLSTATEs a short transaction is retried on: lock_timeout, deadlock victim.
+_RETRIED = ("55P03", "40P01")
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class OnlineSettings:
+    """How online mode runs: rows per batch, the ``lock_timeout`` of its short
+    transactions and how often one is tried again when a lock could not be had."""
+
+    batch_size: int = 5000
+    lock_timeout_ms: int = 100
+    retries: int = 50
+
+    @classmethod
+    def from_x(cls, x: Mapping[str, str]) -> OnlineSettings:
+        """``-x online_batch_size=N``, ``-x online_lock_timeout_ms=N``, ``-x online_retries=N``."""
+        values: dict[str, int] = {}
+        for name in ("batch_size", "lock_timeout_ms", "retries"):
+            given = x.get(f"online_{name}")
+            if given is None:
+                continue
+            if not given.isdigit() or (name != "retries" and int(given) == 0):
+                raise UsageError(f"-x online_{name}={given!r}: expected a positive whole number")
+            values[name] = int(given)
+        return cls(**values)
+
+
+def x_options(operations: Operations) -> dict[str, str]:
+    """The revision's ``-x`` options (empty when Alembic was configured without them)."""
+    environment = getattr(operations.migration_context, "environment_context", None)
+    if environment is None:
+        return {}
+    options: dict[str, str] = environment.get_x_argument(as_dictionary=True)
+    return options
+
+
+def wanted(operations: Operations, asked: bool | None) -> bool:
+    """Online mode for an operation: its own ``online`` argument, else ``-x online``."""
+    if asked is not None:
+        return asked
+    return x_options(operations).get("online", "false").lower() in _TRUE
+
+
+# -- phases --------------------------------------------------------------------------------
+
+
+def run_online(runner: Runner, operations: Sequence[LosslessOperation]) -> list[OpResult]:
+    """Run ``operations`` online, as one (see the module docstring); resumes a previous run."""
+    if runner.offline:
+        raise OfflineModeError(
+            "online mode runs against a database (its batches are decided as they run);"
+            " review the plain SQL instead (without -x online)"
+        )
+    context = runner.operations.get_context()
+    if getattr(context, "_in_external_transaction", False):
+        raise UsageError(
+            "online mode commits as it goes, but this run is inside a transaction of its"
+            " caller (preflight, roundtrip): run that without online mode"
+        )
+    settings = OnlineSettings.from_x(x_options(runner.operations))
+    with context.autocommit_block():
+        _contract_all(runner, settings, _prepare(runner, operations, settings))
+    return [_finish(runner.named(o.name), o) for o in operations]
+
+
+@dataclass
+class _Job:
+    """One operation under way: its plan's online steps, the phase and key it reached."""
+
+    operation: LosslessOperation
+    plan: Plan
+    steps: OnlineSteps
+    phase: str | None
+    last: str | None
+    rows: int
+    #: What the batches counted (``Run`` tallies), kept in the progress entry.
+    tallies: dict[str, int]
+
+
+def _prepare(
+    runner: Runner, operations: Sequence[LosslessOperation], settings: OnlineSettings
+) -> list[_Job]:
+    """Checks and expand (a fresh run), then backfill and constraints: the jobs to contract."""
+    progress = [_progress(runner, o) for o in operations]
+    if all(p.get("phase") == "contracted" for p in progress):
+        return []
+    if any(p.get("phase") == "contracted" for p in progress):
+        raise UsageError("online mode: a previous run contracted only some of these operations")
+    jobs = []
+    for operation, state in zip(operations, progress, strict=True):
+        named = runner.named(operation.name)
+        plan = operation.resolve(named)
+        last = state.get("last")
+        jobs.append(
+            _Job(
+                operation,
+                plan,
+                plan.online_steps(),
+                state.get("phase"),
+                None if last is None else json.dumps(last),
+                int(state.get("rows", 0)),
+                {str(k): int(v) for k, v in dict(state.get("tallies", {})).items()},
+            )
+        )
+    fresh = [job for job in jobs if job.phase is None]
+    if fresh and len(fresh) < len(jobs):
+        raise UsageError("online mode: a previous run expanded only some of these operations")
+    if fresh:
+        _check(runner, jobs)
+        _expand(runner, settings, jobs)
+    for job in jobs:
+        _backfill(runner.named(job.plan.operation), settings, job)
+        _constrain(runner.named(job.plan.operation), settings, job)
+    return jobs
+
+
+def _check(runner: Runner, jobs: Sequence[_Job]) -> None:
+    """Every refusal of every operation, before the first change."""
+    for job in jobs:
+        named = runner.named(job.plan.operation)
+        if job.steps.writes_source:
+            _refuse_user_triggers(named, job.steps)
+        job.plan.refuse(named)
+        for checks in job.plan.checks():
+            named.check(checks)
+
+
+def _refuse_user_triggers(runner: Runner, steps: OnlineSteps) -> None:
+    found = [r[0] for r in runner.rows(osql.user_triggers(steps.table, schema=steps.schema))]
+    if found:
+        raise UsageError(
+            f"{runner.operation}: {steps.table} has enabled triggers ({', '.join(found)}) that"
+            " the batches of online mode would fire on every row (a plain run keeps them"
+            " quiet, which online mode cannot do without disabling them for the"
+            " application too); run this operation without online mode"
+        )
+
+
+def _expand(runner: Runner, settings: OnlineSettings, jobs: Sequence[_Job]) -> None:
+    """One short transaction: every expand lock in one order, the new structures, the
+    mirror triggers, the progress entries."""
+    locks = merged_locks(lock for job in jobs for lock in job.steps.expand_locks)
+
+    def expand() -> None:
+        runner.lock(locks)
+        for job in jobs:
+            named = runner.named(job.plan.operation)
+            named.execute(job.steps.expand)
+            named.run(ensure_stash(job.steps.schema))
+            named.run(
+                osql.start_progress(job.steps.table, job.steps.column, schema=job.steps.schema)
+            )
+            job.phase = "backfill"
+
+    _short_transaction(runner, settings, "expand", expand)
+
+
+def _backfill(runner: Runner, settings: OnlineSettings, job: _Job) -> None:
+    """Batches in key order from where the progress entry says, each its own transaction."""
+    if job.phase != "backfill":
+        return
+    steps = job.steps
+    total = _estimate(runner, steps)
+    started, done = time.monotonic(), 0
+    said = started
+    while True:
+        batch = _short_transaction(
+            runner, settings, "backfill batch", lambda: _one_batch(runner, settings, job)
+        )
+        if batch == 0:
+            break
+        done += batch
+        now = time.monotonic()
+        if now - said >= 2.0:
+            said = now
+            _say(
+                runner,
+                _progress_line(runner.operation, steps, job.rows, total, done, now - started),
+            )
+    _short_transaction(
+        runner,
+        settings,
+        "backfill end",
+        lambda: runner.run(
+            osql.set_phase(steps.table, steps.column, "constraints", schema=steps.schema)
+        ),
+    )
+    job.phase = "constraints"
+
+
+def _one_batch(runner: Runner, settings: OnlineSettings, job: _Job) -> int:
+    """Lock the next rows, fill the new structure for them, record the last key."""
+    steps = job.steps
+    lock = osql.lock_next_batch(
+        steps.table, steps.keys, job.last, settings.batch_size, schema=steps.schema
+    )
+    count, upto = runner.rows(lock)[0]
+    if not count:
+        return 0
+    where = osql.key_range(steps.table, steps.keys, job.last, str(upto), schema=steps.schema)
+    counted = runner.execute(steps.batch(where))
+    tallies = {k: job.tallies.get(k, 0) + counted.get(k, 0) for k in {*job.tallies, *counted}}
+    runner.run(
+        osql.advance(
+            steps.table,
+            steps.column,
+            str(upto),
+            int(count),
+            json.dumps(tallies),
+            schema=steps.schema,
+        )
+    )
+    job.last, job.rows, job.tallies = str(upto), job.rows + int(count), tallies
+    return int(count)
+
+
+def _estimate(runner: Runner, steps: OnlineSteps) -> int:
+    """The planner's row count of the source table (for the ETA; never shown as a fact)."""
+    query = sql.SQL("SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = {}").format(
+        regclass(steps.table, steps.schema)
+    )
+    return int(runner.scalar(query) or 0)
+
+
+def _progress_line(
+    operation: str, steps: OnlineSteps, before: int, total: int, done: int, seconds: float
+) -> str:
+    rate = done / seconds if seconds > 0 else 0.0
+    left = max(total - before, 0)
+    eta = f", about {left / rate:.0f}s left" if rate > 0 and total else ""
+    return (
+        f"{operation}: backfill of {steps.table}: {before} of ~{total} rows, {rate:.0f} rows/s{eta}"
+    )
+
+
+def _constrain(runner: Runner, settings: OnlineSettings, job: _Job) -> None:
+    """Foreign keys NOT VALID then validated; then the measures (nothing may be missing)."""
+    if job.phase != "constraints":
+        return
+    steps = job.steps
+    for table, name, statement in steps.constraints:
+        exists, validated = runner.rows(osql.constraint_state(table, name, schema=steps.schema))[0]
+        if not exists:
+            add = osql.not_valid(statement)
+            _short_transaction(runner, settings, f"add {name}", lambda: runner.run(add))  # noqa: B023
+        if not validated:
+            runner.run(osql.validate(table, name, schema=steps.schema))
+    job.phase = "measured"
+
+
+def _contract_all(runner: Runner, settings: OnlineSettings, jobs: Sequence[_Job]) -> None:
+    """Measure, then one short transaction: every contract lock in one order, the steps."""
+    if not jobs:
+        return
+    reports = [_measure(runner.named(job.plan.operation), job) for job in jobs]
+    locks = merged_locks(lock for job in jobs for lock in job.steps.contract_locks)
+
+    def contract() -> None:
+        runner.lock(locks)
+        for job, payload in zip(jobs, reports, strict=True):
+            named = runner.named(job.plan.operation)
+            named.execute(job.steps.contract)
+            steps = job.steps
+            named.run(
+                osql.set_phase(
+                    steps.table, steps.column, "contracted", schema=steps.schema, extra=payload
+                )
+            )
+
+    _short_transaction(runner, settings, "contract", contract)
+
+
+def _measure(runner: Runner, job: _Job) -> str:
+    """The measures of a filled structure as the result's payload (JSON text); refuses
+    to contract when a value is missing from it."""
+    tallies = {**job.tallies, **runner.execute(job.steps.measures)}
+    missing = tallies.pop("missing", 0)
+    steps = job.steps
+    if missing:
+        raise VerificationError(
+            f"{runner.operation}: {missing} value(s) of {steps.table}.{steps.column} are not in"
+            " the new structure after the backfill; nothing was dropped; a rerun of the"
+            " upgrade continues from here"
+        )
+    counts, notes = job.plan.report(tallies)
+    return json.dumps({"counts": counts, "notes": notes})
+
+
+def _finish(runner: Runner, operation: LosslessOperation) -> OpResult:
+    """In the revision's transaction: the result recorded by the contract, and the progress
+    entry forgotten (the version stamp commits with it)."""
+    table, column, schema = _where(operation)
+    state = _progress(runner, operation)
+    runner.run(osql.forget_progress(table, column, schema=schema))
+    counts = {str(k): int(v) for k, v in dict(state.get("counts", {})).items()}
+    notes = [str(n) for n in state.get("notes", [])]
+    return runner.result(
+        runner.operation, table, column, counts, notes, description=operation.describe()
+    )
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _where(operation: LosslessOperation) -> tuple[str, str, str | None]:
+    """The progress entry's table, column and schema: the operation's source column."""
+    fields: Any = operation
+    return str(fields.table), str(fields.column), fields.schema
+
+
+def _progress(runner: Runner, operation: LosslessOperation) -> dict[str, Any]:
+    """The progress entry of ``operation`` (empty: no online run of it under way)."""
+    table, column, schema = _where(operation)
+    if runner.scalar(sql.SQL("SELECT {} IS NULL").format(regclass(STASH_TABLE, schema))):
+        return {}
+    found = runner.scalar(osql.read_progress(table, column, schema=schema))
+    if isinstance(found, str):
+        found = json.loads(found)
+    return dict(found) if found else {}
+
+
+def _short_transaction(
+    runner: Runner, settings: OnlineSettings, what: str, work: Callable[[], _T]
+) -> _T:
+    """``work`` in one transaction under the short ``lock_timeout``; tried again (with a
+    growing, jittered pause) when a lock could not be had or it was a deadlock's victim."""
+    for attempt in range(settings.retries + 1):
+        runner.run(sql.SQL("BEGIN"))
+        try:
+            runner.run(osql.local_lock_timeout(settings.lock_timeout_ms))
+            result = work()
+        except DBAPIError as exc:
+            runner.run(sql.SQL("ROLLBACK"))
+            if getattr(exc.orig, "sqlstate", None) not in _RETRIED or attempt == settings.retries:
+                raise
+            pause = min(0.05 * 2 ** min(attempt, 6), 2.0) * random.uniform(0.5, 1.0)
+            _say(
+                runner,
+                f"{runner.operation}: {what}: a lock was busy; retry {attempt + 1} in {pause:.2f}s",
+            )
+            time.sleep(pause)
+            continue
+        except BaseException:
+            runner.run(sql.SQL("ROLLBACK"))
+            raise
+        runner.run(sql.SQL("COMMIT"))
+        return result
+    raise AssertionError("unreachable")
+
+
+_sinks: ContextVar[tuple[Callable[[str], None], ...]] = ContextVar("lossless_online", default=())
+
+
+@contextmanager
+def progress_lines(sink: Callable[[str], None]) -> Iterator[None]:
+    """Hand online mode's progress lines (backfill rate and ETA, retries) to ``sink``
+    inside the block; they are logged in any case."""
+    token = _sinks.set((*_sinks.get(), sink))
+    try:
+        yield
+    finally:
+        _sinks.reset(token)
+
+
+def _say(runner: Runner, line: str) -> None:
+    del runner
+    log.info("%s", line)
+    for sink in _sinks.get():
+        sink(line)

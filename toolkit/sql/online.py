@@ -1,0 +1,244 @@
+"""The SQL of online mode (``toolkit.ops.online``): progress, key ranges, mirror triggers.
+
+- **Progress** lives in the toolkit's stash (``toolkit.sql.stash``) as one entry of kind
+  ``online`` per operation (``table_name``/``column_name`` of the column being moved),
+  ``payload`` ``{"phase": ..., "last": {key...}, "rows": n}``: the phase reached and, while
+  the backfill runs, the primary key of the last row copied. Each batch updates it in its
+  own transaction, so a rerun after a crash continues after the last committed batch.
+- **Key ranges**: a batch is the next ``size`` rows after ``last`` in primary-key order,
+  locked ``FOR NO KEY UPDATE`` (an application write to one of them waits a few
+  milliseconds; foreign-key checks of other tables do not). Keys travel as a JSON object
+  turned back into the table's own types by ``jsonb_populate_record``, so any primary key,
+  composite or not, of any type, is compared in its own order (and by its index).
+- **Mirror triggers**: one PL/pgSQL function and one row trigger per operation, named
+  ``lossless_online_<table>_<column>``, that write each application change of the moving
+  value into the new structure while the backfill runs; the contract drops both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from psycopg import sql
+
+from toolkit.errors import UsageError
+from toolkit.sql.idents import Sql, column_of, ident, idents, literal, qualified
+from toolkit.sql.lookups import regclass
+from toolkit.sql.stash import entry, stash_ref
+
+#: The stash kind of online progress entries.
+PROGRESS = "online"
+#: PostgreSQL truncates longer names.
+_MAX_NAME = 63
+
+
+def mirror_name(table: str, column: str) -> str:
+    """The name of an operation's mirror trigger and of its function."""
+    name = f"lossless_online_{table}_{column}"
+    if len(name.encode()) > _MAX_NAME:
+        raise UsageError(
+            f"online mode: the trigger name {name!r} is longer than PostgreSQL's {_MAX_NAME}"
+            " bytes; run this operation without online mode"
+        )
+    return name
+
+
+# -- progress ------------------------------------------------------------------------------
+
+
+def read_progress(table: str, column: str, *, schema: str | None) -> Sql:
+    """The progress entry's payload (no row: no online run under way)."""
+    return sql.SQL("SELECT s.payload FROM {} AS s WHERE {} LIMIT 1").format(
+        stash_ref(schema), entry(PROGRESS, table, column)
+    )
+
+
+def start_progress(table: str, column: str, *, schema: str | None) -> Sql:
+    """Record that the expand phase of ``table.column`` is done (the backfill starts)."""
+    return sql.SQL(
+        "INSERT INTO {} (kind, table_name, column_name, row_key, payload)"
+        ' VALUES ({}, {}, {}, \'[]\'::jsonb, \'{{"phase": "backfill", "rows": 0}}\'::jsonb)'
+    ).format(stash_ref(schema), literal(PROGRESS), literal(table), literal(column))
+
+
+def set_phase(table: str, column: str, phase: str, *, schema: str | None, extra: str = "{}") -> Sql:
+    """Record the phase ``table.column`` reached (and the JSON object ``extra``)."""
+    return sql.SQL(
+        "UPDATE {} AS s SET payload = s.payload || {}::jsonb || jsonb_build_object('phase', {})"
+        " WHERE {}"
+    ).format(stash_ref(schema), literal(extra), literal(phase), entry(PROGRESS, table, column))
+
+
+def advance(
+    table: str, column: str, last: str, rows: int, tallies: str, *, schema: str | None
+) -> Sql:
+    """Record a committed batch: its last key (JSON text), the rows it covered, and what
+    the batches counted so far (JSON text)."""
+    return sql.SQL(
+        "UPDATE {} AS s SET payload = s.payload || jsonb_build_object('last', {}::jsonb,"
+        " 'rows', (s.payload ->> 'rows')::bigint + {}, 'tallies', {}::jsonb) WHERE {}"
+    ).format(
+        stash_ref(schema),
+        literal(last),
+        sql.Literal(rows),
+        literal(tallies),
+        entry(PROGRESS, table, column),
+    )
+
+
+def forget_progress(table: str, column: str, *, schema: str | None) -> Sql:
+    """Remove ``table.column``'s progress entry (the run is complete or aborted)."""
+    return sql.SQL("DELETE FROM {} AS s WHERE {}").format(
+        stash_ref(schema), entry(PROGRESS, table, column)
+    )
+
+
+# -- key ranges ----------------------------------------------------------------------------
+
+
+def _key_row(alias: str, keys: Sequence[str]) -> Sql:
+    return sql.SQL("ROW({})").format(sql.SQL(", ").join(column_of(alias, k) for k in keys))
+
+
+def _key_of(table: str, keys: Sequence[str], key_json: str, schema: str | None) -> Sql:
+    """A key given as JSON text, as a row of the table's own key types (a subquery)."""
+    return sql.SQL("(SELECT {} FROM jsonb_populate_record(NULL::{}, {}::jsonb) AS k)").format(
+        sql.SQL(", ").join(column_of("k", c) for c in keys),
+        qualified(table, schema),
+        literal(key_json),
+    )
+
+
+def after_key(table: str, keys: Sequence[str], last: str | None, *, schema: str | None) -> Sql:
+    """Condition on rows ``t``: after ``last`` (JSON text) in key order; None: every row."""
+    if last is None:
+        return sql.SQL("TRUE")
+    return sql.SQL("{} > {}").format(_key_row("t", keys), _key_of(table, keys, last, schema))
+
+
+def key_range(
+    table: str, keys: Sequence[str], last: str | None, upto: str, *, schema: str | None
+) -> Sql:
+    """Condition on rows ``t``: after ``last`` and up to ``upto`` (both JSON text)."""
+    return sql.SQL("{} AND {} <= {}").format(
+        after_key(table, keys, last, schema=schema),
+        _key_row("t", keys),
+        _key_of(table, keys, upto, schema),
+    )
+
+
+def lock_next_batch(
+    table: str, keys: Sequence[str], last: str | None, size: int, *, schema: str | None
+) -> Sql:
+    """Lock the next ``size`` rows after ``last``; one row: how many, and the last key
+    as JSON text (NULL when no row is left)."""
+    key_json = sql.SQL("jsonb_build_object({})").format(
+        sql.SQL(", ").join(sql.SQL("{}, {}").format(literal(k), column_of("b", k)) for k in keys)
+    )
+    order = sql.SQL(", ").join(column_of("t", k) for k in keys)
+    return sql.SQL(
+        "SELECT count(*), (array_agg({key_json} ORDER BY {b_order}))[1]::text FROM"
+        " (SELECT {cols} FROM {ref} AS t WHERE {after} ORDER BY {order} LIMIT {size}"
+        " FOR NO KEY UPDATE OF t) AS b"
+    ).format(
+        key_json=key_json,
+        b_order=sql.SQL(", ").join(sql.SQL("{} DESC").format(column_of("b", k)) for k in keys),
+        cols=sql.SQL(", ").join(column_of("t", k) for k in keys),
+        ref=qualified(table, schema),
+        after=after_key(table, keys, last, schema=schema),
+        order=order,
+        size=sql.Literal(size),
+    )
+
+
+# -- transactions --------------------------------------------------------------------------
+
+
+def local_lock_timeout(milliseconds: int) -> Sql:
+    """``lock_timeout`` for the rest of the transaction."""
+    return sql.SQL("SET LOCAL lock_timeout = {}").format(literal(f"{milliseconds}ms"))
+
+
+# -- mirror triggers -----------------------------------------------------------------------
+
+
+def create_mirror(
+    table: str,
+    column: str,
+    *,
+    schema: str | None,
+    timing: str,
+    events: Sequence[str],
+    columns: Sequence[str],
+    body: Sql,
+) -> list[Sql]:
+    """The function (``body`` is its PL/pgSQL between ``BEGIN`` and ``END``) and the row
+    trigger firing it ``timing`` (``BEFORE``/``AFTER``) on ``events`` (``INSERT``,
+    ``UPDATE`` of ``columns``, ``DELETE``)."""
+    name = mirror_name(table, column)
+    parts = [
+        sql.SQL("UPDATE OF {}").format(idents(columns)) if event == "UPDATE" else sql.SQL(event)
+        for event in events
+    ]
+    return [
+        sql.SQL(
+            "CREATE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $lossless_online$\n"
+            "BEGIN\n{body}\nEND\n$lossless_online$"
+        ).format(fn=qualified(name, schema), body=body),
+        sql.SQL(
+            "CREATE TRIGGER {name} {timing} {events} ON {ref} FOR EACH ROW EXECUTE FUNCTION {fn}()"
+        ).format(
+            name=ident(name),
+            timing=sql.SQL(timing),
+            events=sql.SQL(" OR ").join(parts),
+            ref=qualified(table, schema),
+            fn=qualified(name, schema),
+        ),
+    ]
+
+
+def drop_mirror(table: str, column: str, *, schema: str | None) -> list[Sql]:
+    """Drop the mirror trigger and its function (no-ops when already gone)."""
+    name = mirror_name(table, column)
+    return [
+        sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(ident(name), qualified(table, schema)),
+        sql.SQL("DROP FUNCTION IF EXISTS {}()").format(qualified(name, schema)),
+    ]
+
+
+def mirror_exists(table: str, column: str, *, schema: str | None) -> Sql:
+    """One boolean: whether the mirror trigger is on ``table``."""
+    return sql.SQL(
+        "SELECT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = {} AND tgname = {})"
+    ).format(regclass(table, schema), literal(mirror_name(table, column)))
+
+
+def user_triggers(table: str, *, schema: str | None) -> Sql:
+    """The enabled user triggers of ``table`` other than the toolkit's mirrors (names)."""
+    return sql.SQL(
+        "SELECT tgname FROM pg_trigger WHERE tgrelid = {} AND NOT tgisinternal"
+        " AND tgenabled <> 'D' AND tgname NOT LIKE 'lossless\\_online\\_%' ORDER BY tgname"
+    ).format(regclass(table, schema))
+
+
+# -- constraints without long locks -------------------------------------------------------
+
+
+def constraint_state(table: str, name: str, *, schema: str | None) -> Sql:
+    """One row ``(exists, validated)`` for the constraint ``name`` of ``table``."""
+    return sql.SQL(
+        "SELECT count(*) > 0, coalesce(bool_and(convalidated), false) FROM pg_constraint"
+        " WHERE conrelid = {} AND conname = {}"
+    ).format(regclass(table, schema), literal(name))
+
+
+def not_valid(statement: Sql) -> Sql:
+    """An ``ADD CONSTRAINT`` statement (foreign key or check) marked ``NOT VALID``."""
+    return sql.SQL("{} NOT VALID").format(statement)
+
+
+def validate(table: str, name: str, *, schema: str | None) -> Sql:
+    """``VALIDATE CONSTRAINT``: a scan under SHARE UPDATE EXCLUSIVE (writes go on)."""
+    return sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(
+        qualified(table, schema), ident(name)
+    )
