@@ -25,7 +25,7 @@ import argparse
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bench.app_writers import Writer, Written, missing, seeded_ids
@@ -64,11 +64,12 @@ def run_step(
     settings: commands.RunSettings,
     ids: Sequence[list[str]],
     earlier: list[Written],
+    x: Mapping[str, str] | None = None,
 ) -> StepFigures:
     """Run one migration step (``upgrade`` or ``downgrade``) while the writers write.
 
     ``earlier`` holds the writes committed during the previous steps: they must survive
-    this one too (this step's writes are added to it).
+    this one too (this step's writes are added to it). ``x``: the step's ``-x`` options.
     """
     goals, sprints, targets = ids
     stop = threading.Event()
@@ -83,9 +84,9 @@ def run_step(
     start = time.perf_counter()
     try:
         if step == "upgrade":
-            commands.upgrade(settings, SCENARIO.after, progress=commands.silent)
+            commands.upgrade(settings, SCENARIO.after, x=x, progress=commands.silent)
         else:
-            commands.downgrade(settings, SCENARIO.before, progress=commands.silent)
+            commands.downgrade(settings, SCENARIO.before, x=x, progress=commands.silent)
         outcome = "ok"
     except ToolkitError as exc:
         outcome = f"failed: {exc}"
