@@ -20,7 +20,7 @@ from sqlalchemy import Connection, text
 from tests.cli.conftest import engine_on, run_lossless, start_lossless
 from tests.ops.test_online import leftovers, normalized_fingerprint
 from toolkit import migrate
-from toolkit.catalog import get_scenario
+from toolkit.bundled import get_scenario
 from toolkit.migrate import Project
 from toolkit.postgres import Server, scratch_database
 from toolkit.postgres.url import libpq_url

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, text
 
 from tests.cli.conftest import engine_on
 from toolkit import migrate
-from toolkit.catalog import get_scenario
+from toolkit.bundled import get_scenario
 from toolkit.errors import DataRefusedError
 from toolkit.migrate import Project
 from toolkit.postgres import Server, scratch_database
