@@ -151,6 +151,13 @@ class MigrationFailedError(ToolkitError):
     exit_code = 1
 
 
+class OnlineAbortedError(ToolkitError):
+    """An online run was abandoned on request (``-x online=abort``): what it had made was
+    removed and the revision was not applied (the database stays where it was)."""
+
+    exit_code = 0
+
+
 class ConnectionLostError(ToolkitError):
     """The connection to the server was lost while a revision ran or committed.
 

@@ -46,8 +46,15 @@ SESSIONS = text(
     " AND application_name LIKE 'lossless%'"
 )
 ROWS_DONE = text(
-    "SELECT coalesce(max((payload ->> 'rows')::int), 0) FROM lossless_stash WHERE kind = 'online'"
+    "SELECT coalesce(sum((payload ->> 'rows')::int), 0) FROM lossless_stash WHERE kind = 'online'"
 )
+
+
+def _rows_done(conn: Connection) -> int:
+    """Rows the backfills of every operation covered so far (0 before the expand)."""
+    if not conn.execute(text("SELECT to_regclass('lossless_stash') IS NOT NULL")).scalar():
+        return 0
+    return int(conn.execute(ROWS_DONE).scalar() or 0)
 
 
 @pytest.fixture(scope="module")
@@ -138,18 +145,7 @@ def test_killed_during_backfill_resumes_after_the_last_batch(
     with copy_of(lossless_server, template) as url, engine_on(url) as engine:
         with engine.connect() as conn:
             process = _upgrade(url)
-            _until(
-                conn,
-                lambda: (
-                    bool(
-                        conn.execute(
-                            text("SELECT to_regclass('lossless_stash') IS NOT NULL")
-                        ).scalar()
-                    )
-                    and (conn.execute(ROWS_DONE).scalar() or 0) >= 20
-                ),
-                "20 batches",
-            )
+            _until(conn, lambda: _rows_done(conn) >= 20, "20 batches")
             _kill(process, conn)
             conn.rollback()
             done = conn.execute(ROWS_DONE).scalar()
@@ -157,6 +153,29 @@ def test_killed_during_backfill_resumes_after_the_last_batch(
             assert migrate.current(PROJECT, url) == (SCENARIO.before,)
             assert leftovers(conn)  # triggers and progress, for the rerun
         _after_rerun(lossless_server, template, url)
+
+
+def test_abort_after_a_kill_gives_the_original_database_back(
+    lossless_server: Server, template: str
+) -> None:
+    with copy_of(lossless_server, template) as url, engine_on(url) as engine:
+        with engine.connect() as conn:
+            original = fingerprint(conn)
+            conn.rollback()
+            process = _upgrade(url)
+            # Both promotes done, the first stash under way: keys written into metadata.
+            _until(conn, lambda: _rows_done(conn) >= 2 * TARGETS + 20, "a stash's batches")
+            _kill(process, conn)
+        outcome = run_lossless(
+            "-s", "migration-014", "--url", url, "upgrade", "--online", "--abort"
+        )
+        assert outcome.code == 0, outcome
+        assert "online run aborted: undone: Stash sprints.goal_id" in outcome.err, outcome
+        assert "undone: Promote targets.goal_id" in outcome.err, outcome
+        with engine.connect() as conn:
+            assert leftovers(conn) == []
+            assert fingerprint_diff(original, fingerprint(conn)) == []
+        assert migrate.current(PROJECT, url) == (SCENARIO.before,)
 
 
 def test_killed_while_adding_constraints_resumes(lossless_server: Server, template: str) -> None:

@@ -25,7 +25,13 @@ from toolkit.cli.output import EXIT_DATA, emit, emit_json
 @json_option
 @pass_run
 def upgrade(
-    run: Run, revision: str, x: dict[str, str], online: bool, batch_size: int | None, as_json: bool
+    run: Run,
+    revision: str,
+    x: dict[str, str],
+    online: bool,
+    batch_size: int | None,
+    abort: bool,
+    as_json: bool,
 ) -> None:
     """Upgrade the database to REVISION (default: the head).
 
@@ -33,7 +39,7 @@ def upgrade(
     failure leaves the database at the last good revision. With --online, the operations
     run in short phases while the application keeps writing (docs/online.md).
     """
-    x = with_online(x, online, batch_size)
+    x = with_online(x, online, batch_size, abort)
     report = commands.upgrade(run.settings, revision, x=x, progress=run.progress)
     if as_json:
         emit_json(report.direction, render.migration_json(report))
@@ -48,7 +54,13 @@ def upgrade(
 @json_option
 @pass_run
 def downgrade(
-    run: Run, revision: str, x: dict[str, str], online: bool, batch_size: int | None, as_json: bool
+    run: Run,
+    revision: str,
+    x: dict[str, str],
+    online: bool,
+    batch_size: int | None,
+    abort: bool,
+    as_json: bool,
 ) -> None:
     """Downgrade the database to REVISION (an id, `-1`, or `base`).
 
@@ -56,7 +68,7 @@ def downgrade(
     (declared losses are counted in the summary). A revision may take a policy for such
     data as -x options (e.g. migration-014: -x on_missing=keep_null).
     """
-    x = with_online(x, online, batch_size)
+    x = with_online(x, online, batch_size, abort)
     report = commands.downgrade(run.settings, revision, x=x, progress=run.progress)
     if as_json:
         emit_json(report.direction, render.migration_json(report))

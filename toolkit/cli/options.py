@@ -175,6 +175,12 @@ def online_options(fn: F) -> F:
     """``--online`` and ``--batch-size N``: the operations' online mode (``-x online=true``,
     ``-x online_batch_size=N``)."""
     fn = click.option(
+        "--abort",
+        is_flag=True,
+        help="With --online: undo what an unfinished online run made (triggers, new"
+        " structures, progress); the revision stays unapplied.",
+    )(fn)
+    fn = click.option(
         "--batch-size",
         type=click.IntRange(min=1),
         default=None,
@@ -188,11 +194,15 @@ def online_options(fn: F) -> F:
     )(fn)
 
 
-def with_online(x: dict[str, str], online: bool, batch_size: int | None) -> dict[str, str]:
-    """``x`` with the ``-x`` options ``--online`` and ``--batch-size`` stand for."""
+def with_online(
+    x: dict[str, str], online: bool, batch_size: int | None, abort: bool = False
+) -> dict[str, str]:
+    """``x`` with the ``-x`` options ``--online``, ``--batch-size`` and ``--abort`` stand for."""
     out = dict(x)
+    if abort and not online:
+        raise click.UsageError("--abort undoes an unfinished online run: add --online")
     if online:
-        out["online"] = "true"
+        out["online"] = "abort" if abort else "true"
     if batch_size is not None:
         if not online and out.get("online", "").lower() not in ("1", "true", "yes", "on"):
             raise click.UsageError("--batch-size is for online mode: add --online")

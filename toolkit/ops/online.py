@@ -36,14 +36,14 @@ from alembic.operations import Operations
 from psycopg import sql
 from sqlalchemy.exc import DBAPIError
 
-from toolkit.errors import OfflineModeError, UsageError, VerificationError
+from toolkit.errors import OfflineModeError, OnlineAbortedError, UsageError, VerificationError
 from toolkit.ops.base import LosslessOperation, Plan
 from toolkit.ops.results import OpResult, log
 from toolkit.ops.runtime import Runner
 from toolkit.ops.steps import OnlineSteps, merged_locks
 from toolkit.sql import online as osql
 from toolkit.sql.lookups import regclass
-from toolkit.sql.stash import STASH_TABLE, ensure_stash
+from toolkit.sql.stash import STASH_TABLE, drop_stash_if_empty, ensure_stash
 
 _TRUE = ("1", "true", "yes", "on")
 #: SQLSTATEs a short transaction is retried on: lock_timeout, deadlock victim.
@@ -84,10 +84,14 @@ def x_options(operations: Operations) -> dict[str, str]:
 
 
 def wanted(operations: Operations, asked: bool | None) -> bool:
-    """Online mode for an operation: its own ``online`` argument, else ``-x online``."""
+    """Online mode for an operation: its own ``online`` argument, else ``-x online``
+    (``true``, or ``abort``: undo an unfinished online run)."""
+    given = x_options(operations).get("online", "false").lower()
+    if given == "abort":
+        return True
     if asked is not None:
         return asked
-    return x_options(operations).get("online", "false").lower() in _TRUE
+    return given in _TRUE
 
 
 # -- phases --------------------------------------------------------------------------------
@@ -108,8 +112,43 @@ def run_online(runner: Runner, operations: Sequence[LosslessOperation]) -> list[
         )
     settings = OnlineSettings.from_x(x_options(runner.operations))
     with context.autocommit_block():
+        if x_options(runner.operations).get("online", "").lower() == "abort":
+            _abort(runner, settings, operations)
         _contract_all(runner, settings, _prepare(runner, operations, settings))
     return [_finish(runner.named(o.name), o) for o in operations]
+
+
+def _abort(
+    runner: Runner, settings: OnlineSettings, operations: Sequence[LosslessOperation]
+) -> None:
+    """Undo what an unfinished online run of ``operations`` made, last operation first, each
+    in one short transaction; then stop the revision (``OnlineAbortedError``)."""
+    undone = []
+    for operation in reversed(operations):
+        state = _progress(runner, operation)
+        if not state:
+            continue
+        if state.get("phase") == "contracted":
+            raise UsageError(
+                f"{operation.describe()}: the online run already contracted; finish it with"
+                " `upgrade --online`, then downgrade"
+            )
+        named = runner.named(operation.name)
+        steps = operation.resolve(named).online_steps()
+
+        def abort(steps: OnlineSteps = steps, named: Runner = named) -> None:
+            named.lock(merged_locks(steps.contract_locks))
+            named.execute(steps.abort)
+            named.run(osql.forget_progress(steps.table, steps.column, schema=steps.schema))
+            named.run(drop_stash_if_empty(steps.schema))
+
+        _short_transaction(named, settings, "abort", abort, timed=True)
+        undone.append(operation.describe())
+    raise OnlineAbortedError(
+        "online run aborted: "
+        + ("; ".join(f"undone: {d}" for d in undone) if undone else "nothing was under way")
+        + "; the revision was not applied"
+    )
 
 
 @dataclass
@@ -201,7 +240,7 @@ def _expand(runner: Runner, settings: OnlineSettings, jobs: Sequence[_Job]) -> N
             )
             job.phase = "backfill"
 
-    _short_transaction(runner, settings, "expand", expand)
+    _short_transaction(runner, settings, "expand", expand, timed=True)
 
 
 def _backfill(runner: Runner, settings: OnlineSettings, job: _Job) -> None:
@@ -226,6 +265,12 @@ def _backfill(runner: Runner, settings: OnlineSettings, job: _Job) -> None:
                 runner,
                 _progress_line(runner.operation, steps, job.rows, total, done, now - started),
             )
+    seconds = time.monotonic() - started
+    _say(
+        runner,
+        f"{runner.operation}: backfill of {steps.table}.{steps.column}: {done} rows in"
+        f" {seconds:.1f}s ({done / seconds if seconds else 0:.0f} rows/s)",
+    )
     _short_transaction(
         runner,
         settings,
@@ -316,7 +361,7 @@ def _contract_all(runner: Runner, settings: OnlineSettings, jobs: Sequence[_Job]
                 )
             )
 
-    _short_transaction(runner, settings, "contract", contract)
+    _short_transaction(runner, settings, "contract", contract, timed=True)
 
 
 def _measure(runner: Runner, job: _Job) -> str:
@@ -369,11 +414,18 @@ def _progress(runner: Runner, operation: LosslessOperation) -> dict[str, Any]:
 
 
 def _short_transaction(
-    runner: Runner, settings: OnlineSettings, what: str, work: Callable[[], _T]
+    runner: Runner,
+    settings: OnlineSettings,
+    what: str,
+    work: Callable[[], _T],
+    *,
+    timed: bool = False,
 ) -> _T:
     """``work`` in one transaction under the short ``lock_timeout``; tried again (with a
-    growing, jittered pause) when a lock could not be had or it was a deadlock's victim."""
+    growing, jittered pause) when a lock could not be had or it was a deadlock's victim.
+    ``timed``: say how long the transaction that committed took (its locks' hold time)."""
     for attempt in range(settings.retries + 1):
+        began = time.monotonic()
         runner.run(sql.SQL("BEGIN"))
         try:
             runner.run(osql.local_lock_timeout(settings.lock_timeout_ms))
@@ -393,6 +445,9 @@ def _short_transaction(
             runner.run(sql.SQL("ROLLBACK"))
             raise
         runner.run(sql.SQL("COMMIT"))
+        if timed:
+            held = (time.monotonic() - began) * 1000
+            _say(runner, f"{runner.operation}: {what}: committed in {held:.0f} ms")
         return result
     raise AssertionError("unreachable")
 

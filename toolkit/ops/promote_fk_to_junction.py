@@ -244,6 +244,7 @@ class PromotePlan(Plan):
             contract=tuple(
                 contract + record_and_drop(self.table, self.column, self.fk_names, schema=schema)
             ),
+            abort=(*runs(drop_mirror(self.table, self.column, schema=schema)), Run(shape.drop())),
         )
 
     def _batch(self, where: Sql) -> list[Step]:

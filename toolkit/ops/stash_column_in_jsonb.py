@@ -27,6 +27,7 @@ from toolkit.ops.jsonb_slot import (
     check_jsonb_column,
     key_columns,
     legacy_key,
+    restore_steps,
     stash_checks,
     stash_prelude,
     stash_steps,
@@ -95,8 +96,10 @@ class StashColumnInJsonbOp(LosslessOperation):
         """The table's key and the column's foreign keys (online), else the arguments."""
         runner.require_online_args(f"{self.table}.{self.column}", primary_key=self.primary_key)
         keys = key_columns(runner, self.table, self.primary_key, self.schema)
+        type_text = None
         if not runner.offline:
-            reflect.existing_column(runner, self.table, self.column, self.schema)
+            found = reflect.existing_column(runner, self.table, self.column, self.schema)
+            type_text = found.type_text
         check_jsonb_column(runner, self.table, self.jsonb_column, self.schema)
         slot = JsonbSlot(
             self.table, self.column, self.jsonb_column, self.stash_key, keys, self.schema
@@ -108,6 +111,7 @@ class StashColumnInJsonbOp(LosslessOperation):
             self.column,
             slot=slot,
             fk_names=foreign_key_names(runner, self.table, self.column, self.schema),
+            type_text=type_text,
         )
 
 
@@ -117,6 +121,8 @@ class StashPlan(Plan):
 
     slot: JsonbSlot
     fk_names: tuple[str, ...]
+    #: The column's type (online; what an aborted online run gives back with).
+    type_text: str | None = None
 
     def dropped_columns(self) -> list[tuple[str | None, str, str]]:
         return [(self.slot.schema, self.table, self.column)]
@@ -161,6 +167,13 @@ class StashPlan(Plan):
             contract_locks=(TableLock(schema, self.table, "ACCESS EXCLUSIVE"),),
             contract=tuple(
                 contract + record_and_drop(self.table, self.column, self.fk_names, schema=schema)
+            ),
+            # The column still holds every value: it wins (keep_existing); the keys go.
+            abort=(
+                *contract,
+                *restore_steps(
+                    slot, self.type_text or "", stash=True, keep_existing=True, tally=None
+                ),
             ),
             writes_source=True,
         )

@@ -109,8 +109,9 @@ class OnlineSteps:
     tallies add up; ``constraints``: ``(table, name, ADD CONSTRAINT ...)`` added ``NOT
     VALID`` then validated; ``measures``: counts read once the backfill is done (each one
     a ``Measure``; ``missing`` must be 0 before the contract); ``contract``: statements
-    of the short last transaction, under ``contract_locks``. ``writes_source``: the
-    batches update the source table (whose user triggers would then fire).
+    of the short last transaction, under ``contract_locks``; ``abort``: what undoes an
+    unfinished run (under the same locks). ``writes_source``: the batches update the
+    source table (whose user triggers would then fire).
     """
 
     table: str
@@ -124,4 +125,5 @@ class OnlineSteps:
     measures: tuple[Measure, ...]
     contract_locks: tuple[TableLock, ...]
     contract: tuple[Step, ...]
+    abort: tuple[Step, ...]
     writes_source: bool = False

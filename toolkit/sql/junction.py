@@ -17,6 +17,7 @@ from toolkit.sql.ddl import (
     add_primary_key,
     add_unique,
     create_index,
+    drop_table,
 )
 from toolkit.sql.idents import Sql, column_of, ident, literal, qualified
 from toolkit.sql.ordering import first_per_group, order_sql
@@ -188,6 +189,10 @@ class JunctionShape:
         ]
 
     # -- online mode ---------------------------------------------------------------------
+
+    def drop(self) -> Sql:
+        """Drop the junction (an online run given up before its contract)."""
+        return drop_table(self.name, schema=self.schema)
 
     def owners_without_links(self) -> Sql:
         """Condition on owners ``t``: no link at all yet (a batch fills only those)."""
