@@ -225,21 +225,28 @@ def _refuse_user_triggers(runner: Runner, steps: OnlineSteps) -> None:
 
 
 def _expand(runner: Runner, settings: OnlineSettings, jobs: Sequence[_Job]) -> None:
-    """One short transaction: every expand lock in one order, the new structures, the
-    mirror triggers, the progress entries."""
+    """The preparations (no table lock), then one short transaction: every expand lock in
+    one order, the new structures, the mirror triggers, the progress entries."""
     locks = merged_locks(lock for job in jobs for lock in job.steps.expand_locks)
+
+    def prepare() -> None:
+        for job in jobs:
+            runner.named(job.plan.operation).execute(job.steps.prepare)
+        for schema in {job.steps.schema for job in jobs}:
+            runner.run(drop_stash_if_empty(schema))  # the expand creates it for good
 
     def expand() -> None:
         runner.lock(locks)
         for job in jobs:
             named = runner.named(job.plan.operation)
-            named.execute(job.steps.expand)
             named.run(ensure_stash(job.steps.schema))
+            named.execute(job.steps.expand)
             named.run(
                 osql.start_progress(job.steps.table, job.steps.column, schema=job.steps.schema)
             )
             job.phase = "backfill"
 
+    _short_transaction(runner, settings, "prepare", prepare)
     _short_transaction(runner, settings, "expand", expand, timed=True)
 
 

@@ -157,7 +157,9 @@ class StashPlan(Plan):
             schema=schema,
             keys=slot.key_columns,
             expand_locks=(TableLock(schema, self.table),),
-            expand=(*stash_prelude(slot), Run(slot.register_key()), *runs(mirror)),
+            # The prelude reads the whole table: before the expand, which locks it.
+            prepare=tuple(stash_prelude(slot)),
+            expand=(Run(slot.register_key()), *runs(mirror)),
             batch=self._batch,
             constraints=(),
             measures=(

@@ -103,8 +103,10 @@ def runs(statements: Sequence[Sql]) -> list[Step]:
 class OnlineSteps:
     """What one plan does in each phase of online mode (``toolkit.ops.online``).
 
-    ``expand``: statements of the short first transaction (new structure, mirror
-    trigger), under ``expand_locks``; ``batch(range)``: the statements that fill the new
+    ``prepare``: statements of a transaction before the expand that take no table lock
+    the application would wait for (bookkeeping that reads the table); ``expand``:
+    statements of the short first transaction (new structure, mirror trigger), under
+    ``expand_locks``; ``batch(range)``: the statements that fill the new
     structure for the source rows ``t`` matching ``range`` (already locked), whose
     tallies add up; ``constraints``: ``(table, name, ADD CONSTRAINT ...)`` added ``NOT
     VALID`` then validated; ``measures``: counts read once the backfill is done (each one
@@ -126,4 +128,5 @@ class OnlineSteps:
     contract_locks: tuple[TableLock, ...]
     contract: tuple[Step, ...]
     abort: tuple[Step, ...]
+    prepare: tuple[Step, ...] = ()
     writes_source: bool = False
