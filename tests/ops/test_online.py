@@ -25,6 +25,7 @@ from toolkit.errors import DataRefusedError
 from toolkit.migrate import Project
 from toolkit.postgres import Server, scratch_database
 from toolkit.postgres.url import libpq_url
+from toolkit.roundtrip import run_scenario_roundtrip
 from toolkit.verify.fingerprint import fingerprint, fingerprint_diff
 
 SCENARIO = get_scenario("migration-014")
@@ -272,3 +273,16 @@ def test_writes_during_an_online_upgrade_are_all_reflected(
         expected |= {("sprint", t, s) for t, (_, s) in targets.items() if s is not None}
         assert links == expected
         assert stashed == commitments
+
+
+def test_a_round_trip_with_online_upgrades_passes_the_verifier(lossless_server: Server) -> None:
+    report = run_scenario_roundtrip(SCENARIO, lossless_server.url, rows=60, seed=2, online=True)
+    assert report.ok, report.render()
+    assert [s.name for s in report.steps] == [
+        "prepare",
+        "upgrade",
+        "downgrade",
+        "re-upgrade",
+        "new shape",
+    ]
+    assert f"every upgrade to {SCENARIO.after} ran in online mode (-x online=true)" in report.notes

@@ -89,11 +89,23 @@ def diff(ctx: click.Context, first: Path, second: Path, as_json: bool) -> None:
     "session may be connected to it meanwhile).",
 )
 @click.option("--keep", is_flag=True, help="Keep the scratch database afterwards.")
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Run the upgrades of a bundled scenario in online mode (docs/online.md).",
+)
 @json_option
 @pass_run
 @click.pass_context
 def roundtrip(
-    ctx: click.Context, run: Run, rows: int, seed: int, clone: bool, keep: bool, as_json: bool
+    ctx: click.Context,
+    run: Run,
+    rows: int,
+    seed: int,
+    clone: bool,
+    keep: bool,
+    online: bool,
+    as_json: bool,
 ) -> None:
     """Prove on a scratch database that a round trip loses nothing.
 
@@ -103,7 +115,13 @@ def roundtrip(
     Exit 1 when the proof fails.
     """
     done = commands.roundtrip(
-        run.settings, rows=rows, seed=seed, clone=clone, keep=keep, progress=run.progress
+        run.settings,
+        rows=rows,
+        seed=seed,
+        clone=clone,
+        keep=keep,
+        online=online,
+        progress=run.progress,
     )
     report = done.report
     if as_json:

@@ -93,16 +93,20 @@ def roundtrip(
     seed: int = 0,
     clone: bool = False,
     keep: bool = False,
+    online: bool = False,
     progress: Progress = silent,
 ) -> RoundTripRun:
     """Prove on a scratch database that downgrade + upgrade lose nothing undeclared.
 
     ``clone`` starts the scratch database as a copy of the one the URL names (real data);
-    ``keep`` leaves the scratch database in place for inspection.
+    ``keep`` leaves the scratch database in place for inspection; ``online`` runs the
+    upgrades of a bundled scenario in online mode.
     """
     if rows < 0 or (rows == 0 and not clone):
         raise UsageError(f"--rows must be at least 1 (0 only with --clone), got {rows}")
     target = resolve_target(settings)
+    if online and target.scenario is None:
+        raise UsageError("roundtrip --online is for the bundled scenarios so far")
     with open_server(settings, progress) as server:
         named = database_name(server.url)
         template = named if clone else None
@@ -113,7 +117,13 @@ def roundtrip(
         )
         if target.scenario is not None:
             report = run_scenario_roundtrip(
-                target.scenario, server.url, rows=rows, seed=seed, template=template, keep=keep
+                target.scenario,
+                server.url,
+                rows=rows,
+                seed=seed,
+                template=template,
+                keep=keep,
+                online=online,
             )
         else:
             report = run_project_roundtrip(

@@ -19,6 +19,7 @@ from toolkit.roundtrip.report import LossCheck, RoundTripReport, StepReport, op_
 from toolkit.roundtrip.scratch import Scratch, ScratchDatabases
 from toolkit.roundtrip.steps import (
     Comparison,
+    Migration,
     State,
     capture_state,
     check_invariants,
@@ -40,22 +41,26 @@ def run_scenario_roundtrip(
     seed: int = 0,
     template: str | None = None,
     keep: bool = False,
+    online: bool = False,
 ) -> RoundTripReport:
     """Prove ``scenario`` loses nothing undeclared, in a scratch database on that server.
 
     The scratch database is new (or a clone of database ``template`` on the same server),
     so the database ``server_url`` names is never changed; it is dropped afterwards unless
     ``keep``. ``rows`` (0: no synthetic rows, e.g. on a clone of real data) and ``seed`` go
-    to the scenario's seeder.
+    to the scenario's seeder. ``online``: every upgrade to the scenario's ``after`` runs
+    in online mode (``toolkit.ops.online``; the downgrades have none yet).
     """
     started = time.perf_counter()
     with (
         ScratchDatabases(server_url, keep=keep) as databases,
         databases.connected("lossless_roundtrip", template=template) as db,
     ):
-        steps = _ScenarioRun(scenario, db, rows=rows, seed=seed).steps()
+        steps = _ScenarioRun(scenario, db, rows=rows, seed=seed, online=online).steps()
         server = server_label(server_url, db.conn)
     notes = tuple(f"kept scratch database {name}" for name in databases.kept)
+    if online:
+        notes += (f"every upgrade to {scenario.after} ran in online mode (-x online=true)",)
     return RoundTripReport(
         subject=scenario.name,
         kind="scenario",
@@ -72,8 +77,12 @@ class _ScenarioRun:
     """One run. Each step appends its report to ``done`` and returns what later steps
     need (``None`` or ``False`` when they cannot run)."""
 
-    def __init__(self, scenario: Scenario, db: Scratch, *, rows: int, seed: int) -> None:
+    def __init__(
+        self, scenario: Scenario, db: Scratch, *, rows: int, seed: int, online: bool = False
+    ) -> None:
         self.scenario = scenario
+        #: The ``-x`` options of the upgrades to ``after``.
+        self.up_x = {"online": "true"} if online else None
         self.db = db
         self.rows = rows
         self.seed = seed
@@ -81,6 +90,9 @@ class _ScenarioRun:
         self.span = f"{scenario.before} -> {scenario.after}"
         self.back = f"{scenario.after} -> {scenario.before}"
         self.volatile = dict(scenario.volatile_columns)
+
+    def _upgrade_to_after(self) -> Migration:
+        return run_migration("upgrade", self.project, self.db.url, self.scenario.after, self.up_x)
 
     def steps(self) -> list[StepReport]:
         """Run the steps in order, stopping at the first one that cannot be built upon."""
@@ -129,7 +141,7 @@ class _ScenarioRun:
 
     def _upgrade(self, done: list[StepReport]) -> State | None:
         started = time.perf_counter()
-        migration = run_migration("upgrade", self.project, self.db.url, self.scenario.after)
+        migration = self._upgrade_to_after()
         if migration.error is not None:
             done.append(_failed("upgrade", self.span, migration.seconds, migration.error))
             return None
@@ -189,7 +201,7 @@ class _ScenarioRun:
 
     def _reupgrade(self, done: list[StepReport], s1: State) -> bool:
         started = time.perf_counter()
-        migration = run_migration("upgrade", self.project, self.db.url, self.scenario.after)
+        migration = self._upgrade_to_after()
         if migration.error is not None:
             done.append(_failed("re-upgrade", self.span, migration.seconds, migration.error))
             return False
@@ -242,7 +254,7 @@ class _ScenarioRun:
         if down.error is not None:
             done.append(_failed("new shape", self.back, time.perf_counter() - started, down.error))
             return
-        up = run_migration("upgrade", self.project, self.db.url, self.scenario.after)
+        up = self._upgrade_to_after()
         if up.error is not None:
             done.append(_failed("new shape", self.span, time.perf_counter() - started, up.error))
             return

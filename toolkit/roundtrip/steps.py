@@ -53,9 +53,14 @@ class Migration:
 
 
 def run_migration(
-    direction: Literal["upgrade", "downgrade"], project: Project, url: str, revision: str
+    direction: Literal["upgrade", "downgrade"],
+    project: Project,
+    url: str,
+    revision: str,
+    x: Mapping[str, str] | None = None,
 ) -> Migration:
-    """Run Alembic; any failure of the migration itself is returned, not raised.
+    """Run Alembic (with the ``-x`` options ``x``); any failure of the migration itself
+    is returned, not raised.
 
     Set-up problems propagate, since no step can run: the server went away
     (``ProvisioningError``), env.py aimed at another database (``ForeignDatabaseError``),
@@ -66,7 +71,7 @@ def run_migration(
     error: str | None
     with recording_statements() as statements:
         try:
-            ops = run(project, url, revision)
+            ops = run(project, url, revision, x=x)
         except (ProvisioningError, ForeignDatabaseError):
             raise
         except ProjectCodeError as exc:
