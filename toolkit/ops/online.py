@@ -108,7 +108,7 @@ def run_online(runner: Runner, operations: Sequence[LosslessOperation]) -> list[
     if getattr(context, "_in_external_transaction", False):
         raise UsageError(
             "online mode commits as it goes, but this run is inside a transaction of its"
-            " caller (preflight, roundtrip): run that without online mode"
+            " caller (preflight): run that without online mode"
         )
     settings = OnlineSettings.from_x(x_options(runner.operations))
     with context.autocommit_block():
