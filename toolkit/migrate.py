@@ -31,6 +31,7 @@ from toolkit.ops.results import OpResult, recording
 from toolkit.postgres.url import sqlalchemy_url
 from toolkit.project_code import from_project_code
 from toolkit.scenario import Scenario
+from toolkit.sql.online import PROGRESS_TABLE
 from toolkit.sql.stash import STASH_TABLE
 
 #: The URL env.py is given when it runs offline (it is never connected to).
@@ -332,7 +333,7 @@ class VersionTable:
     def excluded_tables(self, schema: str = "public") -> tuple[str, ...]:
         """Table names to leave out of seeding and snapshots of ``schema``: the version
         table and the toolkit's own stash."""
-        names = {DEFAULT_VERSION_TABLE, STASH_TABLE}
+        names = {DEFAULT_VERSION_TABLE, STASH_TABLE, PROGRESS_TABLE}
         if (self.schema or "public") == schema:
             names.add(self.name)
         return tuple(sorted(names))

@@ -45,14 +45,12 @@ SESSIONS = text(
     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
     " AND application_name LIKE 'lossless%'"
 )
-ROWS_DONE = text(
-    "SELECT coalesce(sum((payload ->> 'rows')::int), 0) FROM lossless_stash WHERE kind = 'online'"
-)
+ROWS_DONE = text("SELECT coalesce(sum((payload ->> 'rows')::int), 0) FROM lossless_online")
 
 
 def _rows_done(conn: Connection) -> int:
     """Rows the backfills of every operation covered so far (0 before the expand)."""
-    if not conn.execute(text("SELECT to_regclass('lossless_stash') IS NOT NULL")).scalar():
+    if not conn.execute(text("SELECT to_regclass('lossless_online') IS NOT NULL")).scalar():
         return 0
     return int(conn.execute(ROWS_DONE).scalar() or 0)
 
@@ -185,7 +183,7 @@ def test_killed_while_adding_constraints_resumes(lossless_server: Server, templa
             _until(
                 conn,
                 lambda: bool(
-                    conn.execute(text("SELECT to_regclass('lossless_stash') IS NOT NULL")).scalar()
+                    conn.execute(text("SELECT to_regclass('lossless_online') IS NOT NULL")).scalar()
                 ),
                 "the expand",
             )
@@ -209,9 +207,7 @@ def test_killed_during_contract_resumes(lossless_server: Server, template: str) 
                 _kill(process, conn)
             conn.rollback()
             phases = conn.execute(
-                text(
-                    "SELECT DISTINCT payload ->> 'phase' FROM lossless_stash WHERE kind = 'online'"
-                )
+                text("SELECT DISTINCT payload ->> 'phase' FROM lossless_online")
             ).scalars()
             assert set(phases) == {"constraints"}
             assert migrate.current(PROJECT, url) == (SCENARIO.before,)

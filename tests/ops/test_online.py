@@ -78,13 +78,12 @@ def leftovers(conn: Connection) -> list[str]:
         f"function {r[0]}"
         for r in conn.execute(text("SELECT proname FROM pg_proc WHERE proname LIKE 'lossless%'"))
     ]
-    if conn.execute(text("SELECT to_regclass('lossless_stash') IS NOT NULL")).scalar():
+    if conn.execute(text("SELECT to_regclass('lossless_online') IS NOT NULL")).scalar():
         found += [
             f"progress {r[0]}.{r[1]}"
-            for r in conn.execute(
-                text("SELECT table_name, column_name FROM lossless_stash WHERE kind = 'online'")
-            )
+            for r in conn.execute(text("SELECT table_name, column_name FROM lossless_online"))
         ]
+        found.append("table lossless_online")
     return found
 
 

@@ -43,7 +43,7 @@ from toolkit.ops.runtime import Runner
 from toolkit.ops.steps import OnlineSteps, merged_locks
 from toolkit.sql import online as osql
 from toolkit.sql.lookups import regclass
-from toolkit.sql.stash import STASH_TABLE, drop_stash_if_empty, ensure_stash
+from toolkit.sql.stash import drop_stash_if_empty, ensure_stash
 
 _TRUE = ("1", "true", "yes", "on")
 #: SQLSTATEs a short transaction is retried on: lock_timeout, deadlock victim.
@@ -140,6 +140,7 @@ def _abort(
             named.lock(merged_locks(steps.contract_locks))
             named.execute(steps.abort)
             named.run(osql.forget_progress(steps.table, steps.column, schema=steps.schema))
+            named.run(osql.drop_progress_if_empty(steps.schema))
             named.run(drop_stash_if_empty(steps.schema))
 
         _short_transaction(named, settings, "abort", abort, timed=True)
@@ -240,6 +241,7 @@ def _expand(runner: Runner, settings: OnlineSettings, jobs: Sequence[_Job]) -> N
         for job in jobs:
             named = runner.named(job.plan.operation)
             named.run(ensure_stash(job.steps.schema))
+            named.run(osql.ensure_progress(job.steps.schema))
             named.execute(job.steps.expand)
             named.run(
                 osql.start_progress(job.steps.table, job.steps.column, schema=job.steps.schema)
@@ -393,6 +395,7 @@ def _finish(runner: Runner, operation: LosslessOperation) -> OpResult:
     table, column, schema = _where(operation)
     state = _progress(runner, operation)
     runner.run(osql.forget_progress(table, column, schema=schema))
+    runner.run(osql.drop_progress_if_empty(schema))
     counts = {str(k): int(v) for k, v in dict(state.get("counts", {})).items()}
     notes = [str(n) for n in state.get("notes", [])]
     return runner.result(
@@ -412,7 +415,8 @@ def _where(operation: LosslessOperation) -> tuple[str, str, str | None]:
 def _progress(runner: Runner, operation: LosslessOperation) -> dict[str, Any]:
     """The progress entry of ``operation`` (empty: no online run of it under way)."""
     table, column, schema = _where(operation)
-    if runner.scalar(sql.SQL("SELECT {} IS NULL").format(regclass(STASH_TABLE, schema))):
+    exists = sql.SQL("SELECT {} IS NULL").format(regclass(osql.PROGRESS_TABLE, schema))
+    if runner.scalar(exists):
         return {}
     found = runner.scalar(osql.read_progress(table, column, schema=schema))
     if isinstance(found, str):

@@ -11,7 +11,7 @@ from toolkit.ops.runtime import Runner
 from toolkit.sql import lookups
 from toolkit.sql.attached import collation_of, statements_of
 from toolkit.sql.ddl import FK_ACTIONS, ForeignKeySpec
-from toolkit.sql.online import PROGRESS
+from toolkit.sql.online import PROGRESS_TABLE, read_progress
 from toolkit.sql.stash import STASH_TABLE, count_entries, recorded_column
 
 
@@ -210,4 +210,6 @@ def _named_not_null(recorded: Any) -> tuple[str, str] | None:
 def online_run_under_way(runner: Runner, table: str, column: str, schema: str | None) -> bool:
     """Whether an online run of an operation on ``table.column`` left its progress entry
     (``toolkit.ops.online``): what it created is then its own, to resume."""
-    return stash_count(runner, PROGRESS, table, column, schema) > 0
+    if not table_exists(runner, PROGRESS_TABLE, schema):
+        return False
+    return runner.scalar(read_progress(table, column, schema=schema)) is not None

@@ -1,10 +1,11 @@
 """The SQL of online mode (``toolkit.ops.online``): progress, key ranges, mirror triggers.
 
-- **Progress** lives in the toolkit's stash (``toolkit.sql.stash``) as one entry of kind
-  ``online`` per operation (``table_name``/``column_name`` of the column being moved),
-  ``payload`` ``{"phase": ..., "last": {key...}, "rows": n}``: the phase reached and, while
-  the backfill runs, the primary key of the last row copied. Each batch updates it in its
-  own transaction, so a rerun after a crash continues after the last committed batch.
+- **Progress** lives in the toolkit's table ``lossless_online`` (in the schema of the
+  tables being changed; dropped when no run is under way): one row per operation, keyed by
+  the column being moved, ``payload`` ``{"phase": ..., "last": {key...}, "rows": n}``: the
+  phase reached and, while the backfill runs, the primary key of the last row copied. Each
+  batch updates it in its own transaction, so a rerun after a crash continues after the
+  last committed batch.
 - **Key ranges**: a batch is the next ``size`` rows after ``last`` in primary-key order,
   locked ``FOR NO KEY UPDATE`` (an application write to one of them waits a few
   milliseconds; foreign-key checks of other tables do not). Keys travel as a JSON object
@@ -24,10 +25,10 @@ from psycopg import sql
 from toolkit.errors import UsageError
 from toolkit.sql.idents import Sql, column_of, ident, idents, literal, qualified
 from toolkit.sql.lookups import regclass
-from toolkit.sql.stash import entry, stash_ref
+from toolkit.sql.stash import drop_if_empty
 
-#: The stash kind of online progress entries.
-PROGRESS = "online"
+#: The toolkit's table of online runs under way (dropped when none is).
+PROGRESS_TABLE = "lossless_online"
 #: PostgreSQL truncates longer names.
 _MAX_NAME = 63
 
@@ -46,27 +47,50 @@ def mirror_name(table: str, column: str) -> str:
 # -- progress ------------------------------------------------------------------------------
 
 
+def _progress_ref(schema: str | None) -> Sql:
+    return qualified(PROGRESS_TABLE, schema)
+
+
+def _entry(table: str, column: str) -> Sql:
+    return sql.SQL("p.table_name = {} AND p.column_name = {}").format(
+        literal(table), literal(column)
+    )
+
+
+def ensure_progress(schema: str | None) -> Sql:
+    """Create the progress table unless it exists (one row per operation under way)."""
+    return sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {} (table_name text NOT NULL, column_name text NOT NULL,"
+        " payload jsonb NOT NULL, PRIMARY KEY (table_name, column_name))"
+    ).format(_progress_ref(schema))
+
+
+def drop_progress_if_empty(schema: str | None) -> Sql:
+    """Drop the progress table once no online run is under way."""
+    return drop_if_empty(PROGRESS_TABLE, schema)
+
+
 def read_progress(table: str, column: str, *, schema: str | None) -> Sql:
     """The progress entry's payload (no row: no online run under way)."""
-    return sql.SQL("SELECT s.payload FROM {} AS s WHERE {} LIMIT 1").format(
-        stash_ref(schema), entry(PROGRESS, table, column)
+    return sql.SQL("SELECT p.payload FROM {} AS p WHERE {}").format(
+        _progress_ref(schema), _entry(table, column)
     )
 
 
 def start_progress(table: str, column: str, *, schema: str | None) -> Sql:
     """Record that the expand phase of ``table.column`` is done (the backfill starts)."""
     return sql.SQL(
-        "INSERT INTO {} (kind, table_name, column_name, row_key, payload)"
-        ' VALUES ({}, {}, {}, \'[]\'::jsonb, \'{{"phase": "backfill", "rows": 0}}\'::jsonb)'
-    ).format(stash_ref(schema), literal(PROGRESS), literal(table), literal(column))
+        "INSERT INTO {} (table_name, column_name, payload)"
+        ' VALUES ({}, {}, \'{{"phase": "backfill", "rows": 0}}\'::jsonb)'
+    ).format(_progress_ref(schema), literal(table), literal(column))
 
 
 def set_phase(table: str, column: str, phase: str, *, schema: str | None, extra: str = "{}") -> Sql:
     """Record the phase ``table.column`` reached (and the JSON object ``extra``)."""
     return sql.SQL(
-        "UPDATE {} AS s SET payload = s.payload || {}::jsonb || jsonb_build_object('phase', {})"
+        "UPDATE {} AS p SET payload = p.payload || {}::jsonb || jsonb_build_object('phase', {})"
         " WHERE {}"
-    ).format(stash_ref(schema), literal(extra), literal(phase), entry(PROGRESS, table, column))
+    ).format(_progress_ref(schema), literal(extra), literal(phase), _entry(table, column))
 
 
 def advance(
@@ -75,21 +99,21 @@ def advance(
     """Record a committed batch: its last key (JSON text), the rows it covered, and what
     the batches counted so far (JSON text)."""
     return sql.SQL(
-        "UPDATE {} AS s SET payload = s.payload || jsonb_build_object('last', {}::jsonb,"
-        " 'rows', (s.payload ->> 'rows')::bigint + {}, 'tallies', {}::jsonb) WHERE {}"
+        "UPDATE {} AS p SET payload = p.payload || jsonb_build_object('last', {}::jsonb,"
+        " 'rows', (p.payload ->> 'rows')::bigint + {}, 'tallies', {}::jsonb) WHERE {}"
     ).format(
-        stash_ref(schema),
+        _progress_ref(schema),
         literal(last),
         sql.Literal(rows),
         literal(tallies),
-        entry(PROGRESS, table, column),
+        _entry(table, column),
     )
 
 
 def forget_progress(table: str, column: str, *, schema: str | None) -> Sql:
     """Remove ``table.column``'s progress entry (the run is complete or aborted)."""
-    return sql.SQL("DELETE FROM {} AS s WHERE {}").format(
-        stash_ref(schema), entry(PROGRESS, table, column)
+    return sql.SQL("DELETE FROM {} AS p WHERE {}").format(
+        _progress_ref(schema), _entry(table, column)
     )
 
 

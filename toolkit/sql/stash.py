@@ -86,11 +86,17 @@ def if_stash_exists(statement: Sql, schema: str | None) -> Sql:
 
 def drop_stash_if_empty(schema: str | None) -> Sql:
     """Drop the stash table when nothing is left in it (a no-op when it does not exist)."""
+    return drop_if_empty(STASH_TABLE, schema)
+
+
+def drop_if_empty(table: str, schema: str | None) -> Sql:
+    """Drop one of the toolkit's own tables when nothing is left in it (a no-op when it
+    does not exist)."""
     return do_block(
         sql.SQL(
             "BEGIN\n  IF {rel} IS NOT NULL THEN\n    IF NOT EXISTS (SELECT FROM {ref}) THEN\n"
             "      DROP TABLE {ref};\n    END IF;\n  END IF;\nEND"
-        ).format(rel=regclass(STASH_TABLE, schema), ref=stash_ref(schema))
+        ).format(rel=regclass(table, schema), ref=qualified(table, schema))
     )
 
 

@@ -13,6 +13,7 @@ from psycopg import sql
 from sqlalchemy import Connection, text
 
 from toolkit.sql.idents import qualified
+from toolkit.sql.online import PROGRESS_TABLE
 from toolkit.sql.run import execute
 from toolkit.sql.stash import STASH_TABLE
 from toolkit.verify.fingerprint import CatalogEntry, catalog_entries
@@ -21,8 +22,9 @@ from toolkit.verify.row_hash import row_hash
 from toolkit.verify.session import canonical_settings
 from toolkit.verify.structure import TableStructure, read_structure
 
-#: Tables that hold no user data: Alembic's version table and the toolkit's own stash.
-DEFAULT_EXCLUDED_TABLES = ("alembic_version", STASH_TABLE)
+#: Tables that hold no user data: Alembic's version table, the toolkit's own stash and its
+#: table of online runs under way.
+DEFAULT_EXCLUDED_TABLES = ("alembic_version", STASH_TABLE, PROGRESS_TABLE)
 
 
 def take_snapshot(
