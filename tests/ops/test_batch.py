@@ -108,9 +108,18 @@ def test_locks_are_taken_first_in_one_global_order(
 
     run_ops(lossless_engine, lambda op: op.run_lossless(STASH, PROMOTE))
 
-    locks = [s for s in sent if s.startswith("LOCK TABLE")]
-    assert locks == ["LOCK TABLE commitments, targets IN SHARE ROW EXCLUSIVE MODE"]
-    assert sent.index(locks[0]) < first_change(sent)
+    # Every table of both operations once, in the strongest mode either needs (the stash's
+    # lock is the DO block that takes it only if it exists), before any change.
+    locks = [s if s.startswith("LOCK") else "stash: " + s for s in sent if "LOCK TABLE" in s]
+    assert [s.splitlines()[0] for s in locks] == [
+        "LOCK TABLE client_goals IN ACCESS EXCLUSIVE MODE",
+        "LOCK TABLE commitments IN ACCESS EXCLUSIVE MODE",
+        "stash: DO $lossless$",
+        "LOCK TABLE targets IN ACCESS EXCLUSIVE MODE",
+    ]
+    assert "IF to_regclass('lossless_stash') IS NOT NULL THEN" in locks[2]
+    assert "LOCK TABLE lossless_stash IN ACCESS EXCLUSIVE MODE" in locks[2]
+    assert sent.index(locks[-1]) < first_change(sent)
     assert merged_locks(
         [
             TableLock("b", "z"),
@@ -196,7 +205,18 @@ def test_offline_batch_prints_locks_and_guards_before_any_change() -> None:
     script = offline_sql(lambda op: op.run_lossless(STASH, PROMOTE))
     statements = [s.strip() for s in script.split(";\n\n") if s.strip()]
     start = first_change(statements)
-    assert statements[0] == "LOCK TABLE commitments, targets IN SHARE ROW EXCLUSIVE MODE"
+    locks = [i for i, s in enumerate(statements) if s.startswith("LOCK TABLE")]
+    assert [statements[i] for i in locks] == [
+        "LOCK TABLE client_goals IN ACCESS EXCLUSIVE MODE",
+        "LOCK TABLE commitments IN ACCESS EXCLUSIVE MODE",
+        "LOCK TABLE targets IN ACCESS EXCLUSIVE MODE",
+    ]
+    prelude = statements[: locks[-1]]
+    assert all(
+        s.startswith(("SELECT set_config(", "LOCK TABLE")) or "LOCK TABLE lossless_stash" in s
+        for s in prelude
+    )
+    assert max(locks) < start
     guards = [i for i, s in enumerate(statements) if s.startswith("DO $lossless$\nDECLARE")]
     guards = [i for i in guards if " row(s) " in statements[i]]
     assert len(guards) == 2 and max(guards) < start

@@ -24,6 +24,7 @@ from alembic.operations import MigrateOperation, Operations
 
 from toolkit.errors import UsageError
 from toolkit.ops.guards import refuse_dependents, refuse_hidden_rows, refuse_inheritance
+from toolkit.ops.lock_prelude import take_locks
 from toolkit.ops.results import OpResult
 from toolkit.ops.runtime import Runner
 from toolkit.ops.steps import OnlineSteps, Run, Step, TableLock
@@ -68,6 +69,11 @@ class Plan:
         """Every table this operation locks before its checks, with the mode."""
         raise NotImplementedError
 
+    def dropped_references(self) -> list[tuple[str | None, str]]:
+        """``(schema, table)`` referenced by the foreign keys the steps drop, as far as the
+        arguments tell (offline); online the lock prelude also asks the catalog."""
+        return []
+
     def checks(self) -> list[CheckSet]:
         """The refusals, run (online) or printed as guards (offline) before any change."""
         return []
@@ -104,8 +110,8 @@ class Plan:
         raise UsageError(f"{self.operation} has no online mode yet: run it without online mode")
 
     def run(self, runner: Runner, *, description: str | None = None) -> OpResult:
-        """Lock, check, apply: one operation on its own."""
-        runner.lock(self.locks())
+        """Lock (the prelude), check, apply: one operation on its own."""
+        take_locks(runner, [self], description=description or self.operation)
         self.refuse(runner)
         for checks in self.checks():
             runner.check(checks)

@@ -7,8 +7,9 @@
    (``LosslessOperation.footprint``, from the arguments): its plan, made before that
    change, would be stale. Run such operations in separate calls;
 2. ``resolve`` of every operation (reflection online, arguments offline), in order;
-3. every table lock of every plan (``Plan.locks()``), merged per table to the strongest
-   mode and taken in one global order (schema, then table name: ``merged_locks``);
+3. the lock prelude of every plan (``toolkit.ops.lock_prelude``): every table lock the
+   steps need, merged per table to the strongest mode, taken in one global order (schema,
+   then table name) within half of ``deadlock_timeout``;
 4. every check of every plan, including those a new foreign key would otherwise do while
    it validates (except for the first operation's: a refusal there still comes before any
    change, after its savepoint is rolled back);
@@ -27,9 +28,10 @@ from alembic.operations import MigrateOperation, Operations
 from toolkit.errors import UsageError
 from toolkit.ops import online
 from toolkit.ops.base import LosslessOperation, Plan
+from toolkit.ops.lock_prelude import take_locks
 from toolkit.ops.results import OpResult
 from toolkit.ops.runtime import Runner
-from toolkit.ops.steps import CheckedByForeignKeys, TableLock, merged_locks
+from toolkit.ops.steps import CheckedByForeignKeys
 
 
 @Operations.register_operation("run_lossless")
@@ -87,11 +89,6 @@ def plan_all(runner: Runner, operations: Sequence[LosslessOperation]) -> list[Pl
     return [o.resolve(runner.named(o.name)) for o in operations]
 
 
-def locks_of(plans: Sequence[Plan]) -> list[TableLock]:
-    """Every lock of ``plans``: one per table, strongest mode, global order."""
-    return merged_locks(lock for plan in plans for lock in plan.locks())
-
-
 @Operations.implementation_for(LosslessBatchOp)
 def run_lossless(operations: Operations, batch: LosslessBatchOp) -> list[OpResult]:
     """Implementation of ``op.run_lossless`` (see the module docstring)."""
@@ -103,7 +100,7 @@ def run_lossless(operations: Operations, batch: LosslessBatchOp) -> list[OpResul
         refuse_dependencies(batch.operations)
         return online.run_online(runner, batch.operations)
     plans = plan_all(runner, batch.operations)
-    runner.lock(locks_of(plans))
+    take_locks(runner, plans, description=f"run_lossless({batch.describe()!r})")
     for index, plan in enumerate(plans):
         named = runner.named(plan.operation)
         plan.refuse(named)

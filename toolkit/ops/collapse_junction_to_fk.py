@@ -237,6 +237,11 @@ class CollapsePlan(Plan):
         known = [ID_COLUMN, shape.owner_column, shape.referent_column, CREATED_AT_COLUMN]
         runner.execute(refuse_payload(runner, shape.name, known, self.drop_payload, shape.schema))
 
+    def dropped_references(self) -> list[tuple[str | None, str]]:
+        # The junction goes, with its keys to the owner table and to the referent.
+        referents = self.target.referenced_tables()
+        return [(self.shape.schema, self.target.table), *referents]
+
     def locks(self) -> list[TableLock]:
         schema = self.shape.schema
         return [TableLock(schema, self.target.table), TableLock(schema, self.shape.name)]

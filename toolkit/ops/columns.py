@@ -135,6 +135,11 @@ class ColumnPlan:
         ]
         return found + list(self.recorded_refs)
 
+    def referenced_tables(self) -> list[tuple[str | None, str]]:
+        """``(schema, table)`` of every known foreign key of the column."""
+        found = [(spec.referent_schema, spec.referent_table) for _, spec in self.explicit_fks]
+        return found + [(schema, table) for schema, table, _ in self.recorded_refs]
+
     def add(self) -> Sql:
         """Add the column, nullable and empty (filled next), in its recorded collation."""
         return ddl.add_column(

@@ -238,6 +238,10 @@ class ToChildPlan(Plan):
     def dropped_columns(self) -> list[tuple[str | None, str, str]]:
         return [(self.family.schema, self.table, self.column)]
 
+    def dropped_references(self) -> list[tuple[str | None, str]]:
+        ref = self.referent
+        return [] if ref is None else [(ref.referent_schema, ref.referent_table)]
+
     def locks(self) -> list[TableLock]:
         family = self.family
         return [TableLock(family.schema, family.parent), TableLock(family.schema, family.child)]

@@ -256,6 +256,9 @@ class ToParentPlan(Plan):
     stash: bool | None
     fk_names: tuple[str, ...]
 
+    def dropped_references(self) -> list[tuple[str | None, str]]:
+        return self.target.referenced_tables()
+
     def locks(self) -> list[TableLock]:
         family = self.family
         return [TableLock(family.schema, family.parent), TableLock(family.schema, family.child)]

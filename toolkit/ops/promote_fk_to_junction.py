@@ -177,6 +177,9 @@ class PromotePlan(Plan):
     def dropped_columns(self) -> list[tuple[str | None, str, str]]:
         return [(self.shape.schema, self.table, self.column)]
 
+    def dropped_references(self) -> list[tuple[str | None, str]]:
+        return [(self.referent.referent_schema, self.referent.referent_table)]
+
     def locks(self) -> list[TableLock]:
         return [TableLock(self.shape.schema, self.table)]
 

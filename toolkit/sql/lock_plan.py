@@ -205,3 +205,61 @@ def referents_query(drop: Drop) -> Sql:
         kind=literal(drop.kind),
         name=literal(drop.name),
     )
+
+
+#: Transaction-local settings of the lock prelude: when its budget ends, and the
+#: ``lock_timeout`` in force before it (restored once every lock is held).
+DEADLINE_SETTING = "lossless.lock_deadline"
+KEPT_TIMEOUT_SETTING = "lossless.lock_timeout"
+
+_BUDGET = (
+    "CASE WHEN current_setting('lock_timeout')::interval > interval '0'"
+    " THEN least(current_setting('lock_timeout')::interval,"
+    " current_setting('deadlock_timeout')::interval / 2)"
+    " ELSE current_setting('deadlock_timeout')::interval / 2 END"
+)
+
+
+def budget_start() -> Sql:
+    """Start the prelude's budget: half of ``deadlock_timeout``, at most ``lock_timeout``
+    (0: no limit); keeps the current ``lock_timeout`` for ``budget_end``."""
+    return sql.SQL(
+        "SELECT set_config({kept}, current_setting('lock_timeout'), true),"
+        " set_config({deadline}, (clock_timestamp() + " + _BUDGET + ")::text, true)"
+    ).format(kept=literal(KEPT_TIMEOUT_SETTING), deadline=literal(DEADLINE_SETTING))
+
+
+def budget_left() -> Sql:
+    """``lock_timeout`` for the next lock: what is left of the budget (at least 1 ms)."""
+    return sql.SQL(
+        "SELECT set_config('lock_timeout', greatest(1, ceil(1000 * extract(epoch FROM"
+        " current_setting({deadline})::timestamptz - clock_timestamp())))::bigint || 'ms', true)"
+    ).format(deadline=literal(DEADLINE_SETTING))
+
+
+def budget_end() -> Sql:
+    """Every lock is held: ``lock_timeout`` back to what it was before the prelude."""
+    return sql.SQL("SELECT set_config('lock_timeout', current_setting({kept}), true)").format(
+        kept=literal(KEPT_TIMEOUT_SETTING)
+    )
+
+
+#: The relation locks this session holds, strongest per table (``pg_locks``: granted,
+#: on tables and partitioned tables, other than ACCESS SHARE, which reads take).
+HELD_LOCKS_SQL = """
+SELECT n.nspname, c.relname,
+       upper(regexp_replace(regexp_replace(l.mode, 'Lock$', ''), '([a-z])([A-Z])', '\\1 \\2', 'g'))
+FROM pg_locks AS l
+JOIN pg_class AS c ON c.oid = l.relation
+JOIN pg_namespace AS n ON n.oid = c.relnamespace
+WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND c.relkind IN ('r', 'p') AND l.mode <> 'AccessShareLock'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+ORDER BY 1, 2, 3
+"""
+
+
+def held_locks_query() -> Sql:
+    """The query behind the "locks already held" warning (rows of schema, table, mode)."""
+    return sql.SQL(HELD_LOCKS_SQL)

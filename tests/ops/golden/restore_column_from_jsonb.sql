@@ -1,4 +1,24 @@
-LOCK TABLE commitments IN SHARE ROW EXCLUSIVE MODE;
+SELECT set_config('lossless.lock_timeout', current_setting('lock_timeout'), true), set_config('lossless.lock_deadline', (clock_timestamp() + CASE WHEN current_setting('lock_timeout')::interval > interval '0' THEN least(current_setting('lock_timeout')::interval, current_setting('deadlock_timeout')::interval / 2) ELSE current_setting('deadlock_timeout')::interval / 2 END)::text, true);
+
+SELECT set_config('lock_timeout', greatest(1, ceil(1000 * extract(epoch FROM current_setting('lossless.lock_deadline')::timestamptz - clock_timestamp())))::bigint || 'ms', true);
+
+LOCK TABLE client_goals IN SHARE ROW EXCLUSIVE MODE;
+
+SELECT set_config('lock_timeout', greatest(1, ceil(1000 * extract(epoch FROM current_setting('lossless.lock_deadline')::timestamptz - clock_timestamp())))::bigint || 'ms', true);
+
+LOCK TABLE commitments IN ACCESS EXCLUSIVE MODE;
+
+SELECT set_config('lock_timeout', greatest(1, ceil(1000 * extract(epoch FROM current_setting('lossless.lock_deadline')::timestamptz - clock_timestamp())))::bigint || 'ms', true);
+
+DO $lossless$
+BEGIN
+  IF to_regclass('lossless_stash') IS NOT NULL THEN
+    LOCK TABLE lossless_stash IN ACCESS EXCLUSIVE MODE;
+  END IF;
+END
+$lossless$;
+
+SELECT set_config('lock_timeout', current_setting('lossless.lock_timeout'), true);
 
 DO $lossless$
 DECLARE
