@@ -24,6 +24,7 @@ from toolkit.ops import (
     StashColumnInJsonbOp,
 )
 from toolkit.ops.steps import TableLock, merged_locks
+from toolkit.sql.lock_plan import PRELUDE_MARK
 
 PROMOTE = PromoteFkToJunctionOp(
     "targets",
@@ -108,18 +109,17 @@ def test_locks_are_taken_first_in_one_global_order(
 
     run_ops(lossless_engine, lambda op: op.run_lossless(STASH, PROMOTE))
 
-    # Every table of both operations once, in the strongest mode either needs (the stash's
-    # lock is the DO block that takes it only if it exists), before any change.
-    locks = [s if s.startswith("LOCK") else "stash: " + s for s in sent if "LOCK TABLE" in s]
-    assert [s.splitlines()[0] for s in locks] == [
+    # Every table of both operations once, in the strongest mode either needs (the stash
+    # only if it exists), in one prelude before any change.
+    preludes = [i for i, s in enumerate(sent) if PRELUDE_MARK in s]
+    assert len(preludes) == 1 and preludes[0] < first_change(sent)
+    assert re.findall(r"LOCK TABLE [^;]+ MODE", sent[preludes[0]]) == [
         "LOCK TABLE client_goals IN ACCESS EXCLUSIVE MODE",
         "LOCK TABLE commitments IN ACCESS EXCLUSIVE MODE",
-        "stash: DO $lossless$",
+        "LOCK TABLE lossless_stash IN ACCESS EXCLUSIVE MODE",
         "LOCK TABLE targets IN ACCESS EXCLUSIVE MODE",
     ]
-    assert "IF to_regclass('lossless_stash') IS NOT NULL THEN" in locks[2]
-    assert "LOCK TABLE lossless_stash IN ACCESS EXCLUSIVE MODE" in locks[2]
-    assert sent.index(locks[-1]) < first_change(sent)
+    assert "IF to_regclass('lossless_stash') IS NOT NULL THEN" in sent[preludes[0]]
     assert merged_locks(
         [
             TableLock("b", "z"),
@@ -205,18 +205,13 @@ def test_offline_batch_prints_locks_and_guards_before_any_change() -> None:
     script = offline_sql(lambda op: op.run_lossless(STASH, PROMOTE))
     statements = [s.strip() for s in script.split(";\n\n") if s.strip()]
     start = first_change(statements)
-    locks = [i for i, s in enumerate(statements) if s.startswith("LOCK TABLE")]
-    assert [statements[i] for i in locks] == [
+    assert PRELUDE_MARK in statements[0] and start > 0
+    assert re.findall(r"LOCK TABLE [^;]+ MODE", statements[0]) == [
         "LOCK TABLE client_goals IN ACCESS EXCLUSIVE MODE",
         "LOCK TABLE commitments IN ACCESS EXCLUSIVE MODE",
+        "LOCK TABLE lossless_stash IN ACCESS EXCLUSIVE MODE",
         "LOCK TABLE targets IN ACCESS EXCLUSIVE MODE",
     ]
-    prelude = statements[: locks[-1]]
-    assert all(
-        s.startswith(("SELECT set_config(", "LOCK TABLE")) or "LOCK TABLE lossless_stash" in s
-        for s in prelude
-    )
-    assert max(locks) < start
     guards = [i for i, s in enumerate(statements) if s.startswith("DO $lossless$\nDECLARE")]
     guards = [i for i in guards if " row(s) " in statements[i]]
     assert len(guards) == 2 and max(guards) < start

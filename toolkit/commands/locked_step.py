@@ -58,6 +58,7 @@ from toolkit.roundtrip.dropped import (
     measure_dropped,
     rollback_differences,
 )
+from toolkit.sql.lock_plan import PRELUDE_MARK
 
 Direction = Literal["upgrade", "downgrade"]
 
@@ -231,6 +232,17 @@ def _lock_not_available(exc: Exception) -> bool:
     )
 
 
+def waited_for(error: Exception | None, settings: RunSettings) -> str:
+    """How long a lock that timed out was waited for: ``--lock-timeout``, or for a lock of
+    the lock prelude (``toolkit.ops.lock_prelude``) its shorter budget."""
+    statement = str(getattr(error, "statement", "") or "")
+    timeout = f"--lock-timeout {settings.lock_timeout_s:g}s"
+    if PRELUDE_MARK in statement:
+        at_most = f", at most {timeout}" if settings.lock_timeout_s else ""
+        return f"the lock prelude's budget (half of deadlock_timeout{at_most})"
+    return timeout
+
+
 def _retry_line(
     timeline: Timeline,
     settings: RunSettings,
@@ -245,7 +257,7 @@ def _retry_line(
     reason = (
         "deadlock with another session (this revision was the one aborted)"
         if deadlock
-        else f"a table stayed locked for longer than --lock-timeout {settings.lock_timeout_s:g}s"
+        else f"a table stayed locked for longer than {waited_for(error, settings)}"
         f" ({blocked_by(samples)})"
     )
     return (
@@ -389,7 +401,7 @@ def failed_revision(
         retried = f" after {settings.lock_retries} retries" if settings.lock_retries else ""
         return LockTimeoutError(
             f"{where}: a table stayed locked by another session for longer than "
-            f"--lock-timeout {settings.lock_timeout_s:g}s{retried} ({detail}; "
+            f"{waited_for(exc, settings)}{retried} ({detail}; "
             f"{scrub(blockers, url)}); {left}"
         )
     if sqlstate == QUERY_CANCELED:
@@ -408,7 +420,7 @@ def _rolled_back_failure(
     if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
         raise LockTimeoutError(
             f"preflight: a table stayed locked by another session for longer than "
-            f"--lock-timeout {settings.lock_timeout_s:g}s ({detail}; {scrub(blockers, url)})"
+            f"{waited_for(exc, settings)} ({detail}; {scrub(blockers, url)})"
         ) from None
     return f"{step.name} would fail: {detail}" if step else f"would fail: {detail}"
 

@@ -12,22 +12,24 @@ Before any check or change, an operation (alone, or every operation of
   by the steps otherwise, and a new table makes nobody wait);
 
 each once, in the strongest mode needed, in one global order (schema, then table name),
-one ``LOCK TABLE`` per table. Online and offline print the same statements.
+one ``LOCK TABLE`` per table, in one PL/pgSQL block (``toolkit.sql.lock_plan.prelude_block``:
+one round trip, the same text online and offline).
 
 Why it cannot deadlock with the application: after the prelude the revision never waits
 for a table lock again (it holds the strongest mode on every table it touches), so a
 deadlock could only form *during* the prelude: the revision holds some locks and waits
 for the next one, held by an application transaction that itself queues behind a lock the
 revision already holds. PostgreSQL looks for such a cycle only once a session has waited
-``deadlock_timeout``. The whole prelude is bounded by half of ``deadlock_timeout`` (and by
-``lock_timeout`` when that is shorter): each lock waits at most for what is left of that
-budget (``budget_left``). An application session that starts queueing behind a prelude
-lock therefore reaches its deadlock check only after the prelude has ended: either every
-lock is held (the revision waits for nothing, no cycle) or a lock could not be had, and
-the revision failed with a lock timeout, was rolled back and released everything
-(``--lock-retries`` tries it again after a jittered pause). The revision itself never
-waits long enough to run a deadlock check. Application statements queue behind the
-prelude for at most that budget, and then behind the revision until it commits.
+``deadlock_timeout``. Each attempt of the prelude is bounded by half of
+``deadlock_timeout`` (and by ``lock_timeout`` when that is shorter): each lock waits at
+most for what is left of that budget. An application session that starts queueing behind
+a prelude lock therefore reaches its deadlock check only after the attempt has ended:
+either every lock is held (the revision waits for nothing, no cycle) or a lock could not
+be had, and the attempt gave back every lock it took (a rolled-back subtransaction)
+before the next one; after the last, the revision fails with a lock timeout, is rolled
+back, and ``--lock-retries`` tries it again after a jittered pause. The revision itself
+never waits long enough to run a deadlock check. Application statements queue behind an
+attempt for at most its budget, and then behind the revision until it commits.
 
 A revision that runs several lossless operations one after another (not through
 ``op.run_lossless``) cannot take the later ones' locks first: the second operation's
@@ -58,20 +60,16 @@ from toolkit.ops.steps import (
     TableLock,
     merged_locks,
 )
-from toolkit.sql.ddl import lock_tables
 from toolkit.sql.idents import Sql, render
 from toolkit.sql.lock_plan import (
     STASH_TABLE,
     Drop,
     Referents,
-    budget_end,
-    budget_left,
-    budget_start,
     held_locks_query,
     needed_locks,
+    prelude_block,
     referents_query,
 )
-from toolkit.sql.stash import if_stash_exists
 
 if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
@@ -98,14 +96,8 @@ def take_locks(runner: Runner, plans: Sequence[Plan], *, description: str) -> No
     locks = prelude_locks(runner, plans)
     if not locks:
         return
-    runner.run(budget_start())
-    for lock in locks:
-        runner.run(budget_left())
-        statement = lock_tables([(lock.schema, lock.table)], lock.mode)
-        if lock.table == STASH_TABLE:
-            statement = if_stash_exists(statement, lock.schema)
-        runner.run(statement)
-    runner.run(budget_end())
+    stash = STASH_TABLE if any(lock.table == STASH_TABLE for lock in locks) else None
+    runner.run(prelude_block([(lk.schema, lk.table, lk.mode) for lk in locks], stash=stash))
 
 
 def prelude_locks(runner: Runner, plans: Sequence[Plan]) -> list[TableLock]:

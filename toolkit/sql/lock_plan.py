@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
+from toolkit.sql.checks import do_block
 from toolkit.sql.idents import Sql, literal, qualified, render
 
 #: PostgreSQL's table lock modes, weakest first (``LOCK TABLE ... IN <mode> MODE``).
@@ -207,41 +208,80 @@ def referents_query(drop: Drop) -> Sql:
     )
 
 
-#: Transaction-local settings of the lock prelude: when its budget ends, and the
-#: ``lock_timeout`` in force before it (restored once every lock is held).
-DEADLINE_SETTING = "lossless.lock_deadline"
-KEPT_TIMEOUT_SETTING = "lossless.lock_timeout"
+#: Marks the prelude's block (error messages recognise a lock timeout of the prelude).
+PRELUDE_MARK = "lossless lock prelude"
+#: Attempts of the prelude inside the revision's transaction before its lock timeout is
+#: raised (then ``--lock-retries`` may try the whole revision again).
+PRELUDE_ATTEMPTS = 8
 
-_BUDGET = (
-    "CASE WHEN current_setting('lock_timeout')::interval > interval '0'"
-    " THEN least(current_setting('lock_timeout')::interval,"
-    " current_setting('deadlock_timeout')::interval / 2)"
-    " ELSE current_setting('deadlock_timeout')::interval / 2 END"
+# Each attempt waits for each lock at most what is left of its budget: half of
+# deadlock_timeout (at most lock_timeout, 0: no limit), an eighth of it on the first
+# attempt, a quarter on the second, a half on the third (a cycle with an application
+# transaction never resolves by waiting longer; a long application transaction needs the
+# full budget). A failed attempt gives every lock back (its subtransaction is rolled back)
+# and pauses a few jittered milliseconds, letting the queued application statements go.
+_PRELUDE = """DECLARE
+  -- {mark}: every table lock first, in one order, each attempt within half of deadlock_timeout
+  kept text := current_setting('lock_timeout');
+  budget interval := CASE WHEN kept::interval > interval '0'
+    THEN least(kept::interval, current_setting('deadlock_timeout')::interval / 2)
+    ELSE current_setting('deadlock_timeout')::interval / 2 END;
+  deadline timestamptz;
+  attempt int := 0;
+BEGIN
+  LOOP
+    attempt := attempt + 1;
+    deadline := clock_timestamp() + budget / 2 ^ greatest(0, 4 - attempt);
+    BEGIN
+{locks}
+      EXIT;
+    EXCEPTION WHEN lock_not_available THEN
+      IF attempt >= {attempts} THEN
+        RAISE;
+      END IF;
+      PERFORM pg_sleep(0.005 * attempt * (0.5 + random()));
+    END;
+  END LOOP;
+  PERFORM set_config('lock_timeout', kept, true);
+END"""
+
+_LEFT = (
+    "PERFORM set_config('lock_timeout', greatest(1, ceil(1000 * extract(epoch FROM"
+    " deadline - clock_timestamp())))::bigint || 'ms', true)"
 )
 
 
-def budget_start() -> Sql:
-    """Start the prelude's budget: half of ``deadlock_timeout``, at most ``lock_timeout``
-    (0: no limit); keeps the current ``lock_timeout`` for ``budget_end``."""
-    return sql.SQL(
-        "SELECT set_config({kept}, current_setting('lock_timeout'), true),"
-        " set_config({deadline}, (clock_timestamp() + " + _BUDGET + ")::text, true)"
-    ).format(kept=literal(KEPT_TIMEOUT_SETTING), deadline=literal(DEADLINE_SETTING))
+def _padded(lock: sql.SQL, pad: str, **parts: Sql) -> Sql:
+    return sql.SQL(pad) + lock.format(left=sql.SQL(_LEFT), pad=sql.SQL(pad), **parts)
 
 
-def budget_left() -> Sql:
-    """``lock_timeout`` for the next lock: what is left of the budget (at least 1 ms)."""
-    return sql.SQL(
-        "SELECT set_config('lock_timeout', greatest(1, ceil(1000 * extract(epoch FROM"
-        " current_setting({deadline})::timestamptz - clock_timestamp())))::bigint || 'ms', true)"
-    ).format(deadline=literal(DEADLINE_SETTING))
-
-
-def budget_end() -> Sql:
-    """Every lock is held: ``lock_timeout`` back to what it was before the prelude."""
-    return sql.SQL("SELECT set_config('lock_timeout', current_setting({kept}), true)").format(
-        kept=literal(KEPT_TIMEOUT_SETTING)
+def prelude_block(locks: Sequence[tuple[str | None, str, str]], *, stash: str | None) -> Sql:
+    """The lock prelude: ``LOCK TABLE schema.table IN mode MODE`` for each ``(schema, table,
+    mode)`` in the order given, each under what is left of the attempt's budget, retried
+    in the transaction (see ``_PRELUDE``). A lock on the stash table ``stash`` is taken
+    only if that table exists."""
+    lines = []
+    for schema, table, mode in locks:
+        if mode not in LOCK_MODES:
+            raise ValueError(f"not a table lock mode: {mode!r}")
+        name = qualified(table, schema)
+        lock = sql.SQL("{left};\n{pad}LOCK TABLE {name} IN {mode} MODE;")
+        if table != stash:
+            lines.append(_padded(lock, "      ", name=name, mode=sql.SQL(mode)))
+            continue
+        exists = literal(render(name))
+        inner = _padded(lock, "        ", name=name, mode=sql.SQL(mode))
+        lines.append(
+            sql.SQL("      IF to_regclass({}) IS NOT NULL THEN\n{}\n      END IF;").format(
+                exists, inner
+            )
+        )
+    body = sql.SQL(_PRELUDE).format(
+        mark=sql.SQL(PRELUDE_MARK),
+        locks=sql.SQL("\n").join(lines),
+        attempts=sql.SQL(str(PRELUDE_ATTEMPTS)),
     )
+    return do_block(body)
 
 
 #: The relation locks this session holds, strongest per table (``pg_locks``: granted,

@@ -1,24 +1,36 @@
-SELECT set_config('lossless.lock_timeout', current_setting('lock_timeout'), true), set_config('lossless.lock_deadline', (clock_timestamp() + CASE WHEN current_setting('lock_timeout')::interval > interval '0' THEN least(current_setting('lock_timeout')::interval, current_setting('deadlock_timeout')::interval / 2) ELSE current_setting('deadlock_timeout')::interval / 2 END)::text, true);
-
-SELECT set_config('lock_timeout', greatest(1, ceil(1000 * extract(epoch FROM current_setting('lossless.lock_deadline')::timestamptz - clock_timestamp())))::bigint || 'ms', true);
-
 DO $lossless$
+DECLARE
+  -- lossless lock prelude: every table lock first, in one order, each attempt within half of deadlock_timeout
+  kept text := current_setting('lock_timeout');
+  budget interval := CASE WHEN kept::interval > interval '0'
+    THEN least(kept::interval, current_setting('deadlock_timeout')::interval / 2)
+    ELSE current_setting('deadlock_timeout')::interval / 2 END;
+  deadline timestamptz;
+  attempt int := 0;
 BEGIN
-  IF to_regclass('lossless_stash') IS NOT NULL THEN
-    LOCK TABLE lossless_stash IN ACCESS EXCLUSIVE MODE;
-  END IF;
+  LOOP
+    attempt := attempt + 1;
+    deadline := clock_timestamp() + budget / 2 ^ greatest(0, 4 - attempt);
+    BEGIN
+      IF to_regclass('lossless_stash') IS NOT NULL THEN
+        PERFORM set_config('lock_timeout', greatest(1, ceil(1000 * extract(epoch FROM deadline - clock_timestamp())))::bigint || 'ms', true);
+        LOCK TABLE lossless_stash IN ACCESS EXCLUSIVE MODE;
+      END IF;
+      PERFORM set_config('lock_timeout', greatest(1, ceil(1000 * extract(epoch FROM deadline - clock_timestamp())))::bigint || 'ms', true);
+      LOCK TABLE target_goal_links IN ACCESS EXCLUSIVE MODE;
+      PERFORM set_config('lock_timeout', greatest(1, ceil(1000 * extract(epoch FROM deadline - clock_timestamp())))::bigint || 'ms', true);
+      LOCK TABLE targets IN ACCESS EXCLUSIVE MODE;
+      EXIT;
+    EXCEPTION WHEN lock_not_available THEN
+      IF attempt >= 8 THEN
+        RAISE;
+      END IF;
+      PERFORM pg_sleep(0.005 * attempt * (0.5 + random()));
+    END;
+  END LOOP;
+  PERFORM set_config('lock_timeout', kept, true);
 END
 $lossless$;
-
-SELECT set_config('lock_timeout', greatest(1, ceil(1000 * extract(epoch FROM current_setting('lossless.lock_deadline')::timestamptz - clock_timestamp())))::bigint || 'ms', true);
-
-LOCK TABLE target_goal_links IN ACCESS EXCLUSIVE MODE;
-
-SELECT set_config('lock_timeout', greatest(1, ceil(1000 * extract(epoch FROM current_setting('lossless.lock_deadline')::timestamptz - clock_timestamp())))::bigint || 'ms', true);
-
-LOCK TABLE targets IN ACCESS EXCLUSIVE MODE;
-
-SELECT set_config('lock_timeout', current_setting('lossless.lock_timeout'), true);
 
 DO $lossless$
 DECLARE
