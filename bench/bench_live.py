@@ -10,13 +10,14 @@ timeouts), then again during ``lossless downgrade``. Reported per step:
 - deadlocks: seen by the application (SQLSTATE 40P01) and by the server
   (``pg_stat_database.deadlocks``); must be 0;
 - the longest application statement (client-side wall time), and which one;
-- the migration's time and outcome (a failure is reported, not hidden);
+- the migration's time and outcome (a failure is reported, not hidden), and how many times
+  ``--lock-retries`` tried the revision again (with the reason, on stdout);
 - committed application writes missing afterwards (checked row by row in whatever shape
   the database is then, the upgrade's writes again after the downgrade); must be 0.
 
 Run: ``python -m bench.bench_live --url postgresql://postgres@127.0.0.1:5432/postgres``
 (``--rows 300000 1000000`` by default; ``--lock-timeout 2`` as the CLI's option, in
-seconds).
+seconds; ``--lock-retries`` as the CLI's option, default 10).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class StepFigures:
     step: str
     outcome: str
     migration_s: float
+    retries: int
     app_deadlocks: int
     server_deadlocks: int
     longest_s: float
@@ -82,15 +84,19 @@ def run_step(
         writer.start()
     time.sleep(WARM_UP_S)
     start = time.perf_counter()
+    lines: list[str] = []
     try:
         if step == "upgrade":
-            commands.upgrade(settings, SCENARIO.after, x=x, progress=commands.silent)
+            commands.upgrade(settings, SCENARIO.after, x=x, progress=lines.append)
         else:
-            commands.downgrade(settings, SCENARIO.before, x=x, progress=commands.silent)
+            commands.downgrade(settings, SCENARIO.before, x=x, progress=lines.append)
         outcome = "ok"
     except ToolkitError as exc:
         outcome = f"failed: {exc}"
     migration_s = time.perf_counter() - start
+    retries = [line for line in lines if "; retry " in line]
+    for line in retries:
+        print(f"#   {line}")
     time.sleep(TAIL_S)
     stop.set()
     for writer in writers:
@@ -107,6 +113,7 @@ def run_step(
         step=step,
         outcome=outcome,
         migration_s=migration_s,
+        retries=len(retries),
         app_deadlocks=sum(s.deadlocks for s in stats),
         server_deadlocks=_server_deadlocks(url) - deadlocks_before,
         longest_s=longest.longest_s,
@@ -143,6 +150,7 @@ def run_size(server: Server, rows: int, args: argparse.Namespace) -> list[StepFi
                 scenario=SCENARIO.name,
                 lock_timeout_s=args.lock_timeout,
                 statement_timeout_s=args.statement_timeout,
+                lock_retries=args.lock_retries,
             )
             written: list[Written] = []
             for step in ("upgrade", "downgrade"):
@@ -164,12 +172,13 @@ def main() -> None:
     p.add_argument("--url", default=None, help="server URL (default: LOSSLESS_URL or embedded)")
     p.add_argument("--lock-timeout", type=float, default=commands.DEFAULT_LOCK_TIMEOUT_S)
     p.add_argument("--statement-timeout", type=float, default=commands.DEFAULT_STATEMENT_TIMEOUT_S)
+    p.add_argument("--lock-retries", type=int, default=10)
     args = p.parse_args()
     rows: list[list[object]] = []
     with bench_server(args.url) as server:
         print(
             f"# {WRITERS} application connections, one transaction each every 10 ms; "
-            f"--lock-timeout {args.lock_timeout:g}s"
+            f"--lock-timeout {args.lock_timeout:g}s --lock-retries {args.lock_retries}"
         )
         for size in args.rows:
             for f in run_size(server, size, args):
@@ -179,6 +188,7 @@ def main() -> None:
                         f.step,
                         "ok" if f.outcome == "ok" else "FAILED",
                         f"{f.migration_s:.1f}",
+                        f.retries,
                         f"{f.app_deadlocks}/{f.server_deadlocks}",
                         f"{f.longest_s:.2f}",
                         f.committed,
@@ -195,6 +205,7 @@ def main() -> None:
             "step",
             "outcome",
             "migration s",
+            "retries",
             "deadlocks app/server",
             "longest app stmt s",
             "committed writes",

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from sqlalchemy import Connection, inspect, text
 
+from scenarios import migration_014
 from tests.cli.conftest import (
     Lossless,
     MigrateTo,
@@ -22,6 +23,8 @@ from tests.cli.conftest import (
     start_lossless,
 )
 from tests.cli.project import REVISIONS, write_project
+from toolkit import migrate
+from toolkit.migrate import Project
 from toolkit.postgres.url import libpq_url
 
 BLOCKER = "nightly report"
@@ -128,6 +131,42 @@ def test_retries_from_the_environment_and_the_blocker_named_without_them(
     assert "retry" not in never.err
     assert "retries" not in line
     assert revision_of(conn) == ["b2"]
+
+
+def test_a_lock_prelude_that_cannot_get_its_locks_names_the_blocker(
+    lossless_database: str, conn: Connection
+) -> None:
+    """Migration 014's upgrade needs commitments, held by an application transaction: every
+    attempt of the lock prelude gives up within its budget (not --lock-timeout's 10 s),
+    the revision is retried once, then fails naming the session in the way."""
+    scenario = migration_014.SCENARIO
+    migrate.upgrade(Project.for_scenario(scenario), lossless_database, scenario.before)
+    with psycopg.connect(libpq_url(lossless_database), autocommit=False) as blocker:
+        blocker.execute(f"SET application_name = '{BLOCKER}'")
+        blocker.execute("LOCK TABLE commitments IN ROW EXCLUSIVE MODE")
+        outcome = run_lossless(
+            "--scenario",
+            scenario.name,
+            "--url",
+            lossless_database,
+            "--lock-retries",
+            "1",
+            "upgrade",
+        )
+        pid = blocker.info.backend_pid
+        blocker.rollback()
+
+    line = assert_one_error(
+        outcome,
+        2,
+        "a table stayed locked by another session for longer than the lock prelude's budget"
+        " (half of deadlock_timeout, at most --lock-timeout 10s) after 1 retries",
+        f"waiting for ACCESS EXCLUSIVE on public.commitments, blocked by pid {pid} ({BLOCKER})",
+        f"the database is at {scenario.before}",
+    )
+    assert "LOCK TABLE commitments IN ROW EXCLUSIVE MODE" in line
+    assert "retry 1 of 1" in outcome.err
+    assert revision_of(conn) == [scenario.before]
 
 
 @pytest.fixture

@@ -142,7 +142,8 @@ def _catalog_referents(runner: Runner) -> Referents:
 class _Seen:
     """The revision call an operation last ran in, on one migration context."""
 
-    frame: int
+    #: Held (not its id): a finished frame's id can be reused by the next call.
+    frame: FrameType
     revision: str
     operations: list[str]
 
@@ -158,8 +159,8 @@ def _warn_if_not_first(runner: Runner, description: str) -> None:
     frame, revision = found
     context = runner.operations.migration_context
     seen = _seen.get(context)
-    if seen is None or seen.frame != id(frame) or seen.revision != revision:
-        _seen[context] = _Seen(id(frame), revision, [description])
+    if seen is None or seen.frame is not frame:
+        _seen[context] = _Seen(frame, revision, [description])
         return
     earlier = "; ".join(seen.operations)
     seen.operations.append(description)
