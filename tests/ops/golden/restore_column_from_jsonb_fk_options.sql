@@ -1,4 +1,36 @@
-LOCK TABLE commitments IN SHARE ROW EXCLUSIVE MODE;
+DO $lossless$
+DECLARE
+  -- lossless lock prelude: every table lock first, in one order, each attempt within half of deadlock_timeout
+  kept text := current_setting('lock_timeout');
+  budget interval := CASE WHEN kept::interval > interval '0'
+    THEN least(kept::interval, current_setting('deadlock_timeout')::interval / 2)
+    ELSE current_setting('deadlock_timeout')::interval / 2 END;
+  deadline timestamptz;
+  attempt int := 0;
+BEGIN
+  LOOP
+    attempt := attempt + 1;
+    deadline := clock_timestamp() + budget / 2 ^ greatest(0, 4 - attempt);
+    BEGIN
+      PERFORM set_config('lock_timeout', greatest(1, ceil(1000 * extract(epoch FROM deadline - clock_timestamp())))::bigint || 'ms', true);
+      LOCK TABLE client_goals IN SHARE ROW EXCLUSIVE MODE;
+      PERFORM set_config('lock_timeout', greatest(1, ceil(1000 * extract(epoch FROM deadline - clock_timestamp())))::bigint || 'ms', true);
+      LOCK TABLE commitments IN ACCESS EXCLUSIVE MODE;
+      IF to_regclass('lossless_stash') IS NOT NULL THEN
+        PERFORM set_config('lock_timeout', greatest(1, ceil(1000 * extract(epoch FROM deadline - clock_timestamp())))::bigint || 'ms', true);
+        LOCK TABLE lossless_stash IN ACCESS EXCLUSIVE MODE;
+      END IF;
+      EXIT;
+    EXCEPTION WHEN lock_not_available THEN
+      IF attempt >= 8 THEN
+        RAISE;
+      END IF;
+      PERFORM pg_sleep(0.005 * attempt * (0.5 + random()));
+    END;
+  END LOOP;
+  PERFORM set_config('lock_timeout', kept, true);
+END
+$lossless$;
 
 DO $lossless$
 DECLARE
