@@ -30,8 +30,10 @@ from toolkit.ops.steps import (
     OnlyIfZero,
     Run,
     Step,
+    TableLock,
 )
 from toolkit.sql.checks import CheckSet, count_query, guard_block, refused, samples_query
+from toolkit.sql.ddl import lock_tables
 from toolkit.sql.idents import Sql, render
 from toolkit.sql.lint_notes import with_lint_note
 from toolkit.sql.run import execute
@@ -81,6 +83,16 @@ class Runner:
             return 0
         result = execute(self.bind, sql)
         return max(result.rowcount, 0)
+
+    def lock(self, locks: Sequence[TableLock]) -> None:
+        """Take ``locks`` in the order given, one statement per run of equal modes."""
+        i = 0
+        while i < len(locks):
+            j = i
+            while j < len(locks) and locks[j].mode == locks[i].mode:
+                j += 1
+            self.run(lock_tables([(lk.schema, lk.table) for lk in locks[i:j]], locks[i].mode))
+            i = j
 
     def execute(self, steps: Sequence[Step], *, checked: bool = False) -> dict[str, int]:
         """Run ``steps`` in order (online) or print them (offline); returns the tallies
