@@ -334,7 +334,7 @@ def _foreign_key_joins(
         joins.append(
             sql.SQL(
                 "{kind} ({parents}) AS {alias}"
-                " ON {alias}.rn = 1 + (({g} * {step} + {offset}) % {alias}.cnt)"
+                " ON {alias}.rn = 1 + (({g} * {step} + {offset}) % ({count}))"
             ).format(
                 kind=sql.SQL("LEFT JOIN" if nullable else "JOIN"),
                 parents=_numbered_parents(fk),
@@ -342,6 +342,7 @@ def _foreign_key_joins(
                 g=sql.SQL("g") if unique else REPEATED_G,
                 step=sql.Literal(step),
                 offset=sql.Literal(seed * 31 + n),
+                count=_parent_count(fk),
             )
         )
         null_when = _null_when(nullable_seen) if nullable else None
@@ -366,9 +367,9 @@ def _null_when(n: int) -> sql.Composable:
 
 
 def _numbered_parents(fk: ForeignKey) -> sql.Composed:
+    """The parent rows a foreign key can point at, numbered ``rn`` from 1 in key order."""
     return sql.SQL(
-        "SELECT {values}, row_number() OVER (ORDER BY {order}) AS rn, count(*) OVER () AS cnt"
-        " FROM {parent} WHERE {not_null}"
+        "SELECT {values}, row_number() OVER (ORDER BY {order}) AS rn FROM {parent} WHERE {not_null}"
     ).format(
         values=sql.SQL(", ").join(
             sql.SQL("{} AS {}").format(ident(c), ident(f"v{i}"))
@@ -376,10 +377,24 @@ def _numbered_parents(fk: ForeignKey) -> sql.Composed:
         ),
         order=idents(fk.ref_columns),
         parent=qualified(fk.ref_table, fk.ref_schema),
-        not_null=sql.SQL(" AND ").join(
-            sql.SQL("{} IS NOT NULL").format(ident(c)) for c in fk.ref_columns
-        ),
+        not_null=_parent_key_not_null(fk),
     )
+
+
+def _parent_count(fk: ForeignKey) -> sql.Composed:
+    """How many parent rows ``_numbered_parents`` numbers; NULL when none (no match then).
+
+    A scalar subquery, not a window count beside ``rn``: the join condition
+    ``rn = 1 + (... % count)`` then reads the parent's side only through ``rn``, so that
+    PostgreSQL hashes it instead of testing every candidate against every parent row.
+    """
+    return sql.SQL("SELECT nullif(count(*), 0) FROM {parent} WHERE {not_null}").format(
+        parent=qualified(fk.ref_table, fk.ref_schema), not_null=_parent_key_not_null(fk)
+    )
+
+
+def _parent_key_not_null(fk: ForeignKey) -> sql.Composed:
+    return sql.SQL(" AND ").join(sql.SQL("{} IS NOT NULL").format(ident(c)) for c in fk.ref_columns)
 
 
 def _fill_deferred(
@@ -397,12 +412,13 @@ def _fill_deferred(
         "           FROM {table} AS t),"
         " p AS ({parents})"
         " UPDATE {table} AS t SET ({columns}) = ROW({values})"
-        " FROM c JOIN p ON p.rn = 1 + ((c.rn * {step} + {offset}) % p.cnt)"
+        " FROM c JOIN p ON p.rn = 1 + ((c.rn * {step} + {offset}) % ({count}))"
         " WHERE t.ctid = c.tid AND c.rn % 3 <> 0 AND {checks}"
     ).format(
         order=order,
         table=qualified(table.name, schema),
         parents=_numbered_parents(fk),
+        count=_parent_count(fk),
         columns=idents(fk.columns),
         values=sql.SQL(", ").join(column_of("p", f"v{i}") for i in range(len(fk.columns))),
         step=sql.Literal(1 if unique else 7919),
