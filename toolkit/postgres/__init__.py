@@ -36,6 +36,7 @@ __all__ = [
     "create_database",
     "database_exists",
     "drop_database",
+    "drop_statement",
     "mask_url",
     "provision",
     "scratch_database",
@@ -173,11 +174,17 @@ def create_database(url: str, name: str, *, template: str | None = None) -> str:
     return with_database(url, name)
 
 
-def drop_database(url: str, name: str) -> None:
-    """Drop database ``name`` if it exists, disconnecting its sessions first."""
+def drop_statement(url: str, name: str) -> sql.Composed:
+    """``DROP DATABASE`` of ``name`` if it exists, its sessions disconnected first; never
+    of the database ``url`` names."""
     if name == database_name(url):
         raise UsageError(f"refusing to drop the database the URL names: {name!r}")
-    statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    return sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+
+
+def drop_database(url: str, name: str) -> None:
+    """Drop database ``name`` if it exists, disconnecting its sessions first."""
+    statement = drop_statement(url, name)
     with connect(url) as conn:
         conn.execute(statement)
 

@@ -28,6 +28,7 @@ from toolkit.roundtrip.report import RoundTripReport, StepReport
 from toolkit.roundtrip.scratch import Scratch, ScratchDatabases
 from toolkit.roundtrip.settings import RoundTripSettings, load_settings
 from toolkit.roundtrip.steps import (
+    Comparison,
     Migration,
     capture_state,
     compare_states,
@@ -38,9 +39,13 @@ from toolkit.roundtrip.steps import (
 )
 from toolkit.roundtrip.touched import changed_tables
 from toolkit.seeding import empty_tables, seed_database, table_names
-from toolkit.verify import Snapshot
+from toolkit.verify import Snapshot, SnapshotDiff, diff
 
 STEP_PREFIX = "lossless_roundtrip"
+NOT_REPEATABLE = (
+    "the step's first run from the same start differed from its second: its outcome "
+    "is not repeatable; the differences shown are the first run's"
+)
 
 
 def run_project_roundtrip(
@@ -151,7 +156,7 @@ class _ProjectRun:
                 elif failed_hook is not None:
                     steps.append(_error(info, time.perf_counter(), failed_hook, seeding))
                 else:
-                    steps.append(self._data_then_check(db, info, seeding, "before"))
+                    steps.append(_judged(self._data_then_check(db, info, seeding, "before")))
                 seeding, failed_hook = [], None
                 if run_migration("upgrade", self.project, db.url, info.revision).error:
                     blocked = info.revision
@@ -166,7 +171,25 @@ class _ProjectRun:
         return steps
 
     def _fresh_step(self, info: RevisionInfo, ladder: str | None) -> StepReport:
+        """The step on fingerprints; if they differ, once more from the same start with
+        the rows copied aside, to name the rows and columns behind the difference."""
         started = time.perf_counter()
+        quick = self._step_in_scratch(info, ladder, started, keep_rows=False)
+        if isinstance(quick, StepReport):
+            return quick
+        return _judged(self._step_in_scratch(info, ladder, started, first_run=quick))
+
+    def _step_in_scratch(
+        self,
+        info: RevisionInfo,
+        ladder: str | None,
+        started: float,
+        *,
+        keep_rows: bool = True,
+        first_run: SnapshotDiff | None = None,
+    ) -> StepReport | SnapshotDiff:
+        """One run of the step in a new database at the revision's parents (a clone of the
+        ``ladder`` when it stands there), seeded, with the step's data hooks."""
         template = database_name(ladder) if ladder is not None else None
         with self.databases.connected(STEP_PREFIX, template=template) as db:
             self._note_db(db)
@@ -177,7 +200,16 @@ class _ProjectRun:
                         error = f"upgrade to parent {parent}: {reached.error}"
                         return _error(info, started, error)
             seeding = self._seed(db)
-            return self._data_then_check(db, info, seeding, "before", "after", started=started)
+            return self._data_then_check(
+                db,
+                info,
+                seeding,
+                "before",
+                "after",
+                started=started,
+                keep_rows=keep_rows,
+                first_run=first_run,
+            )
 
     def _seed(self, db: Scratch, *, skip: set[str] | None = None) -> list[str]:
         """Synthetic rows in every table (but those in ``skip``, e.g. seeded before)."""
@@ -196,7 +228,9 @@ class _ProjectRun:
         notes: list[str],
         *moments: When,
         started: float | None = None,
-    ) -> StepReport:
+        keep_rows: bool = True,
+        first_run: SnapshotDiff | None = None,
+    ) -> StepReport | SnapshotDiff:
         """Run the team's data hooks for this step (``moments``), then ``_check``."""
         started = time.perf_counter() if started is None else started
         hooks = [
@@ -207,17 +241,30 @@ class _ProjectRun:
         ran, error = run_hooks(hooks, db.url)
         if error is not None:
             return _error(info, started, error, [*notes, *ran])
-        return self._check(db, info, started, [*notes, *ran])
+        return self._check(
+            db, info, started, [*notes, *ran], keep_rows=keep_rows, first_run=first_run
+        )
 
     def _check(
-        self, db: Scratch, info: RevisionInfo, started: float, notes: list[str]
-    ) -> StepReport:
+        self,
+        db: Scratch,
+        info: RevisionInfo,
+        started: float,
+        notes: list[str],
+        *,
+        keep_rows: bool = True,
+        first_run: SnapshotDiff | None = None,
+    ) -> StepReport | SnapshotDiff:
         """S0, upgrade one step, downgrade one step, S2, compare, judge.
 
         After each migration the version table must say what it reached; the tables the
         step changes must have had rows, else the step is untested.
+
+        Without ``keep_rows``, S0 copies no rows aside: when S2's snapshot differs from
+        S0's in some table, that diff is returned instead of a report, for a second run
+        from the same start (``first_run``) that keeps the rows and names those that differ.
         """
-        s0 = capture_state(db.conn, "s0", exclude_tables=self.excluded_tables)
+        s0 = capture_state(db.conn, "s0", keep_rows=keep_rows, exclude_tables=self.excluded_tables)
         up = run_migration("upgrade", self.project, db.url, info.revision)
         error = up.error or self._version_error(db, "upgrade", (info.revision,))
         if error is not None:
@@ -228,7 +275,18 @@ class _ProjectRun:
         if error is not None:
             return _error(info, started, f"downgrade: {error}", notes)
         s2 = capture_state(db.conn, "s2", keep_rows=False, exclude_tables=self.excluded_tables)
-        comparison = compare_states(db.conn, s0, s2)
+        if not keep_rows:
+            found = diff(s0.snapshot, s2.snapshot)
+            if found.tables():
+                return found
+            comparison = Comparison(found, ())
+        else:
+            comparison = compare_states(db.conn, s0, s2)
+            if first_run is not None and not comparison.diff.tables():
+                # The first run differed, this one did not: the step does not always do
+                # the same thing. What the first run measured stands.
+                comparison = Comparison(first_run, ())
+                notes = [*notes, NOT_REPEATABLE]
         losses, problems = judge(comparison, self.settings.allowances(info.revision))
         changed, untested = self._coverage(s0.snapshot, up, down)
         return StepReport(
@@ -264,6 +322,13 @@ class _ProjectRun:
 
     def _note_db(self, db: Scratch) -> None:
         self.server = self.server or server_label(self.databases.server_url, db.conn)
+
+
+def _judged(result: StepReport | SnapshotDiff) -> StepReport:
+    """The report of a step run that kept S0's rows (such a run always judges)."""
+    if isinstance(result, SnapshotDiff):
+        raise AssertionError("a step run that keeps its rows returns a report")
+    return result
 
 
 def _applied(project: Project, heads: tuple[str, ...]) -> set[str]:
