@@ -11,11 +11,14 @@ times, in the same run on the same server:
 - pytest-alembic's ``test_up_down_consistency`` (every revision upgraded, downgraded and
   upgraded again, on empty tables: it checks that the migrations run, not the data);
 
-each in its own process, with its peak resident memory. Run::
+each in its own process, with its peak resident memory (the process and its children
+together, sampled; and the largest one alone: the round trip of 12 revisions or more runs
+two worker processes on a 2-CPU machine, ``--jobs N`` sets it) and the load average. Run::
 
     python -m bench.bench_project_roundtrip --url postgresql://postgres@127.0.0.1:5432/postgres
 
-(``pip install -e '.[bench]'`` brings pytest-alembic). The drop and dedupe revisions lose
+in an environment of its own (``python -m venv .venv-bench && .venv-bench/bin/pip install -e
+'.[bench]'``: pytest-alembic does not load under pytest 9). The drop and dedupe revisions lose
 data on purpose; the project allows those losses in its ``pyproject.toml``, so a correct run
 ends OK (exit status 0) and the figures compare like with like.
 """
@@ -26,6 +29,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,23 +258,61 @@ def write_project(folder: Path, url: str, count: int, tables: int) -> Path:
 @dataclass(frozen=True)
 class Run:
     seconds: float
+    #: The largest resident memory of the process and its children together (sampled).
     peak_mb: float
+    #: The largest resident memory of any one of them (``wait4``).
+    largest_mb: float
     status: int
     tail: str
 
 
+def tree_rss_mb(root: int) -> float:
+    """Resident memory of process ``root`` and all its descendants now, in MiB (Linux)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    pages, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            pages += int((Path("/proc") / str(pid) / "statm").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def run_process(argv: list[str], cwd: Path) -> Run:
-    """Run ``argv``; its wall time, its own peak resident memory (``wait4``), its status."""
+    """Run ``argv``; its wall time, the peak resident memory of it and its children
+    together (sampled every 0.1 s) and of the largest one (``wait4``), its status."""
+    peak = [0.0]
     with tempfile.TemporaryFile("w+") as out:
         started = time.perf_counter()
         process = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, text=True)
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.1):
+                peak[0] = max(peak[0], tree_rss_mb(process.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
+        done.set()
+        sampler.join()
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         lines = out.read().splitlines()
     tail = "\n".join(lines[-6:])
-    return Run(seconds, usage.ru_maxrss / 1024.0, process.returncode, tail)
+    largest = usage.ru_maxrss / 1024.0
+    return Run(seconds, max(peak[0], largest), largest, process.returncode, tail)
 
 
 def main() -> None:
@@ -278,11 +320,14 @@ def main() -> None:
     p.add_argument("--revisions", type=int, default=50)
     p.add_argument("--tables", type=int, default=100)
     p.add_argument("--show", action="store_true", help="print the tail of each run's output")
+    p.add_argument("--jobs", type=int, default=None, help="lossless roundtrip --jobs N")
     args = p.parse_args()
+    jobs = f" --jobs {args.jobs}" if args.jobs else ""
     with bench_server(args.url) as server, tempfile.TemporaryDirectory() as tmp:
         print(
             f"# {args.revisions} revisions over {args.tables} tables, {args.rows} rows per "
-            f"table; {os.cpu_count()} CPUs"
+            f"table; {os.cpu_count()} CPUs; load average (1, 5, 15 min) at the start: "
+            "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
         )
         with scratch_database(server.url, prefix="lossless_bench") as url:
             folder = Path(tmp)
@@ -300,6 +345,7 @@ def main() -> None:
                     "roundtrip",
                     "--rows",
                     str(args.rows),
+                    *(["--jobs", str(args.jobs)] if args.jobs else []),
                 ],
                 folder,
             )
@@ -319,22 +365,25 @@ def main() -> None:
                 folder,
             )
     print_table(
-        ["run", "seconds", "peak client MiB", "exit"],
+        ["run", "seconds", "peak client MiB (all processes)", "largest process MiB", "exit"],
         [
             [
-                f"lossless roundtrip --rows {args.rows}",
+                f"lossless roundtrip --rows {args.rows}{jobs}",
                 lossless.seconds,
                 lossless.peak_mb,
+                lossless.largest_mb,
                 lossless.status,
             ],
             [
                 "pytest-alembic test_up_down_consistency",
                 alembic.seconds,
                 alembic.peak_mb,
+                alembic.largest_mb,
                 alembic.status,
             ],
         ],
     )
+    print("load average (1, 5, 15 min) at the end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     print(f"ratio lossless / pytest-alembic: {lossless.seconds / alembic.seconds:.1f}x")
     if args.show or lossless.status or alembic.status:
         print("# lossless:\n" + lossless.tail + "\n# pytest-alembic:\n" + alembic.tail)

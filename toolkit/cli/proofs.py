@@ -94,6 +94,13 @@ def diff(ctx: click.Context, first: Path, second: Path, as_json: bool) -> None:
     is_flag=True,
     help="Run the upgrades of a bundled scenario in online mode (docs/online.md).",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes that share a project's steps (default: 2 from 12 revisions on a machine "
+    "with 2 CPUs or more, else 1).",
+)
 @json_option
 @pass_run
 @click.pass_context
@@ -105,6 +112,7 @@ def roundtrip(
     clone: bool,
     keep: bool,
     online: bool,
+    jobs: int | None,
     as_json: bool,
 ) -> None:
     """Prove on a scratch database that a round trip loses nothing.
@@ -121,6 +129,7 @@ def roundtrip(
         clone=clone,
         keep=keep,
         online=online,
+        jobs=jobs,
         progress=run.progress,
     )
     report = done.report

@@ -94,13 +94,15 @@ def roundtrip(
     clone: bool = False,
     keep: bool = False,
     online: bool = False,
+    jobs: int | None = None,
     progress: Progress = silent,
 ) -> RoundTripRun:
     """Prove on a scratch database that downgrade + upgrade lose nothing undeclared.
 
     ``clone`` starts the scratch database as a copy of the one the URL names (real data);
     ``keep`` leaves the scratch database in place for inspection; ``online`` runs the
-    upgrades of a bundled scenario in online mode.
+    upgrades of a bundled scenario in online mode; ``jobs`` processes share a project's
+    steps (default: ``toolkit.roundtrip.parallel.default_jobs``).
     """
     if rows < 0 or (rows == 0 and not clone):
         raise UsageError(f"--rows must be at least 1 (0 only with --clone), got {rows}")
@@ -127,6 +129,12 @@ def roundtrip(
             )
         else:
             report = run_project_roundtrip(
-                target.project, server.url, rows=rows, seed=seed, template=template, keep=keep
+                target.project,
+                server.url,
+                rows=rows,
+                seed=seed,
+                template=template,
+                keep=keep,
+                jobs=jobs,
             )
     return RoundTripRun(report=report, server=ServerInfo.of(server))
