@@ -45,6 +45,22 @@ def test_json_stays_clean_when_the_project_prints_and_logs_to_stdout(
     assert revision_of(conn) == ["d4"]
 
 
+def test_json_stays_clean_when_the_workers_of_a_round_trip_print(
+    printing_project: Path, lossless_database: str
+) -> None:
+    args = ("-c", str(printing_project), "--url", lossless_database, "roundtrip", "--rows", "5")
+    alone = run_lossless(*args, "--jobs", "1", "--json")
+    shared = run_lossless(*args, "--jobs", "2", "--json")
+
+    steps = [(s["name"], s["status"]) for s in _document(shared)["steps"]]
+    assert steps == [(s["name"], s["status"]) for s in _document(alone)["steps"]]
+    assert [name for name, _ in steps] == ["a1", "b2", "c3", "d4"]
+    assert shared.code == alone.code, (shared, alone)
+    # Every worker ran the project's env.py, whose output went to stderr.
+    assert "env.py says hello" in shared.err
+    assert ALEMBIC_INFO in shared.err
+
+
 def test_sql_output_is_only_sql_when_the_project_prints(printing_project: Path) -> None:
     outcome = run_lossless("-c", str(printing_project), "sql", ":b2")
 
