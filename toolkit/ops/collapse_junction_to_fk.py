@@ -110,17 +110,7 @@ class CollapseJunctionToFkOp(LosslessOperation):
     @property
     def fk_args(self) -> ForeignKeyArgs:
         """What the arguments say about ``table.column``'s foreign key."""
-        return ForeignKeyArgs(
-            self.referent_table,
-            self.referent_key,
-            self.fk_name,
-            self.ondelete,
-            self.onupdate,
-            self.deferrable,
-            self.initially,
-            self.match,
-            self.schema,
-        )
+        return ForeignKeyArgs.of(self, self.referent_table, self.referent_key)
 
     def reverse(self) -> LosslessOperation:
         """Promote the column back into the junction."""

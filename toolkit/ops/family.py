@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Protocol
 
 from toolkit.ops import reflect
-from toolkit.ops.fk_args import ForeignKeyArgs
+from toolkit.ops.fk_args import ForeignKeyArgs, GivesForeignKeyOptions
 from toolkit.ops.runtime import Runner
 from toolkit.sql.ddl import ForeignKeySpec
 from toolkit.sql.family import Family
 
 
-class DescribesFamily(Protocol):
+class DescribesFamily(GivesForeignKeyOptions, Protocol):
     """The arguments both operations have for the parent, the child and the referent."""
 
     @property
@@ -24,20 +24,6 @@ class DescribesFamily(Protocol):
     def referent_table(self) -> str | None: ...
     @property
     def referent_key(self) -> str | None: ...
-    @property
-    def fk_name(self) -> str | None: ...
-    @property
-    def ondelete(self) -> str | None: ...
-    @property
-    def onupdate(self) -> str | None: ...
-    @property
-    def deferrable(self) -> bool | None: ...
-    @property
-    def initially(self) -> str | None: ...
-    @property
-    def match(self) -> str | None: ...
-    @property
-    def schema(self) -> str | None: ...
 
 
 def family_of(op: DescribesFamily, parent_key: str) -> Family:
@@ -47,17 +33,7 @@ def family_of(op: DescribesFamily, parent_key: str) -> Family:
 
 def fk_args_of(op: DescribesFamily) -> ForeignKeyArgs:
     """What the arguments say about the foreign key the operation re-creates."""
-    return ForeignKeyArgs(
-        op.referent_table,
-        op.referent_key,
-        op.fk_name,
-        op.ondelete,
-        op.onupdate,
-        op.deferrable,
-        op.initially,
-        op.match,
-        op.schema,
-    )
+    return ForeignKeyArgs.of(op, op.referent_table, op.referent_key)
 
 
 def explicit_referent(op: DescribesFamily) -> ForeignKeySpec | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from toolkit.errors import UsageError
 from toolkit.sql.ddl import ForeignKeySpec, fk_action
@@ -33,6 +34,25 @@ def _word(value: str, known: tuple[str, ...], argument: str) -> str:
     return word
 
 
+class GivesForeignKeyOptions(Protocol):
+    """An operation with the foreign-key option arguments (read-only, as on its dataclass)."""
+
+    @property
+    def fk_name(self) -> str | None: ...
+    @property
+    def ondelete(self) -> str | None: ...
+    @property
+    def onupdate(self) -> str | None: ...
+    @property
+    def deferrable(self) -> bool | None: ...
+    @property
+    def initially(self) -> str | None: ...
+    @property
+    def match(self) -> str | None: ...
+    @property
+    def schema(self) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class ForeignKeyArgs:
     """What an operation's arguments say about the foreign key it re-creates."""
@@ -46,6 +66,23 @@ class ForeignKeyArgs:
     initially: str | None = None
     match: str | None = None
     schema: str | None = None
+
+    @classmethod
+    def of(
+        cls, op: GivesForeignKeyOptions, referent_table: str | None, referent_key: str | None
+    ) -> ForeignKeyArgs:
+        """What ``op``'s arguments say about the foreign key it re-creates."""
+        return cls(
+            referent_table,
+            referent_key,
+            op.fk_name,
+            op.ondelete,
+            op.onupdate,
+            op.deferrable,
+            op.initially,
+            op.match,
+            op.schema,
+        )
 
     def __post_init__(self) -> None:
         self.options()  # a bad option is a usage error when the operation is built

@@ -100,17 +100,7 @@ class RestoreColumnFromJsonbOp(LosslessOperation):
     def fk_args(self) -> ForeignKeyArgs:
         """What the arguments say about the column's foreign key."""
         referent_table, referent_key = self.foreign_key or (None, None)
-        return ForeignKeyArgs(
-            referent_table,
-            referent_key,
-            self.fk_name,
-            self.ondelete,
-            self.onupdate,
-            self.deferrable,
-            self.initially,
-            self.match,
-            self.schema,
-        )
+        return ForeignKeyArgs.of(self, referent_table, referent_key)
 
     @property
     def stash_key(self) -> str:
