@@ -23,6 +23,7 @@ from toolkit import migrate
 from toolkit.bundled import get_scenario
 from toolkit.errors import DataRefusedError
 from toolkit.migrate import Project
+from toolkit.ops.online import progress_lines
 from toolkit.postgres import Server, scratch_database
 from toolkit.postgres.url import libpq_url
 from toolkit.roundtrip import run_scenario_roundtrip
@@ -285,3 +286,39 @@ def test_a_round_trip_with_online_upgrades_passes_the_verifier(lossless_server: 
         "new shape",
     ]
     assert f"every upgrade to {SCENARIO.after} ran in online mode (-x online=true)" in report.notes
+
+
+def test_a_busy_lock_in_a_short_transaction_is_retried(
+    lossless_server: Server, template: str
+) -> None:
+    """An application transaction holding ``targets`` (ROW EXCLUSIVE, as any write) while
+    the expand asks for its lock: the expand gives up after the short lock_timeout, says
+    so, tries again once the application has committed, and ends as the plain upgrade."""
+    with copy_of(lossless_server, template) as plain, copy_of(lossless_server, template) as url:
+        migrate.upgrade(PROJECT, plain, SCENARIO.after)
+        holding, release = threading.Event(), threading.Event()
+
+        def application() -> None:
+            with psycopg.connect(libpq_url(url)) as conn:
+                conn.execute("LOCK TABLE targets IN ROW EXCLUSIVE MODE")
+                holding.set()
+                release.wait(10)
+
+        blocker = threading.Thread(target=application)
+        blocker.start()
+        lines: list[str] = []
+
+        def sink(line: str) -> None:
+            lines.append(line)
+            if "retry" in line:
+                release.set()
+
+        try:
+            assert holding.wait(10)
+            with progress_lines(sink):
+                migrate.upgrade(PROJECT, url, SCENARIO.after, x=ONLINE)
+        finally:
+            release.set()
+            blocker.join()
+        assert any("a lock was busy; retry 1 in" in line for line in lines), lines
+        assert fingerprint_diff(normalized_fingerprint(plain), normalized_fingerprint(url)) == []

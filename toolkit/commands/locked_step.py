@@ -20,7 +20,6 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from toolkit import migrate
-from toolkit.commands.lock_retries import with_lock_retries
 from toolkit.commands.lock_watch import (
     HeldLock,
     LockSamples,
@@ -49,6 +48,7 @@ from toolkit.errors import (
     UsageError,
     VerificationError,
 )
+from toolkit.lock_retries import with_lock_retries
 from toolkit.migrate import Project, VersionTable
 from toolkit.ops.online import progress_lines
 from toolkit.postgres.url import database_name, scrub

@@ -37,6 +37,7 @@ from psycopg import sql
 from sqlalchemy.exc import DBAPIError
 
 from toolkit.errors import OfflineModeError, OnlineAbortedError, UsageError, VerificationError
+from toolkit.lock_retries import with_lock_retries
 from toolkit.ops.base import LosslessOperation, Plan
 from toolkit.ops.results import OpResult, log
 from toolkit.ops.runtime import Runner
@@ -435,23 +436,13 @@ def _short_transaction(
     """``work`` in one transaction under the short ``lock_timeout``; tried again (with a
     growing, jittered pause) when a lock could not be had or it was a deadlock's victim.
     ``timed``: say how long the transaction that committed took (its locks' hold time)."""
-    for attempt in range(settings.retries + 1):
+
+    def once() -> _T:
         began = time.monotonic()
         runner.run(sql.SQL("BEGIN"))
         try:
             runner.run(osql.local_lock_timeout(settings.lock_timeout_ms))
             result = work()
-        except DBAPIError as exc:
-            runner.run(sql.SQL("ROLLBACK"))
-            if getattr(exc.orig, "sqlstate", None) not in _RETRIED or attempt == settings.retries:
-                raise
-            pause = min(0.05 * 2 ** min(attempt, 6), 2.0) * random.uniform(0.5, 1.0)
-            _say(
-                runner,
-                f"{runner.operation}: {what}: a lock was busy; retry {attempt + 1} in {pause:.2f}s",
-            )
-            time.sleep(pause)
-            continue
         except BaseException:
             runner.run(sql.SQL("ROLLBACK"))
             raise
@@ -460,7 +451,27 @@ def _short_transaction(
             held = (time.monotonic() - began) * 1000
             _say(runner, f"{runner.operation}: {what}: committed in {held:.0f} ms")
         return result
-    raise AssertionError("unreachable")
+
+    def retrying(retry: int, pause: float, _error: Exception) -> None:
+        _say(runner, f"{runner.operation}: {what}: a lock was busy; retry {retry} in {pause:.2f}s")
+
+    return with_lock_retries(
+        once,
+        retries=settings.retries,
+        lock_not_available=_lock_busy,
+        on_retry=retrying,
+        pause=_short_pause,
+    )
+
+
+def _lock_busy(error: Exception) -> bool:
+    """A lock could not be had in time, or this transaction was a deadlock's victim."""
+    return isinstance(error, DBAPIError) and getattr(error.orig, "sqlstate", None) in _RETRIED
+
+
+def _short_pause(retry: int) -> float:
+    """Pauses far shorter than ``--lock-retries``': 50 ms doubling to at most 2 s, jittered."""
+    return min(0.05 * 2.0 ** min(retry - 1, 6), 2.0) * random.uniform(0.5, 1.0)
 
 
 _sinks: ContextVar[tuple[Callable[[str], None], ...]] = ContextVar("lossless_online", default=())

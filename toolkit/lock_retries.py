@@ -1,4 +1,5 @@
-"""``--lock-retries``: try a revision again when its table locks could not be had in time.
+"""Try again what failed for want of a lock: ``--lock-retries`` (a whole revision) and online
+mode's short transactions (``toolkit.ops.online``, with pauses of its own, see ``pause``).
 
 A revision that waits longer than ``lock_timeout`` for a table lock is cancelled by the
 server and rolled back (nothing of it stays); the application's queries queued behind the
@@ -33,12 +34,13 @@ def with_lock_retries(
     retries: int,
     lock_not_available: Callable[[Exception], bool],
     on_retry: Callable[[int, float, Exception], None],
+    pause: Callable[[int], float] = pause_s,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """``attempt()``, tried again up to ``retries`` times while it fails for want of a lock.
 
-    ``on_retry(retry, pause, error)`` is told before each pause; any other error, or the
-    last lock failure, is raised as it is.
+    ``on_retry(retry, pause, error)`` is told before each pause (``pause(retry)`` seconds,
+    ``retry`` counted from 1); any other error, or the last lock failure, is raised as it is.
     """
     retry = 0
     while True:
@@ -48,6 +50,6 @@ def with_lock_retries(
             if retry >= retries or not lock_not_available(exc):
                 raise
             retry += 1
-            pause = pause_s(retry)
-            on_retry(retry, pause, exc)
-            sleep(pause)
+            seconds = pause(retry)
+            on_retry(retry, seconds, exc)
+            sleep(seconds)
