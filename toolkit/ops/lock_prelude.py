@@ -103,9 +103,9 @@ def take_locks(runner: Runner, plans: Sequence[Plan], *, description: str) -> No
 def prelude_locks(runner: Runner, plans: Sequence[Plan]) -> list[TableLock]:
     """Every table lock of ``plans``: one per table, strongest mode, global order."""
     wanted: list[TableLock] = []
+    referents = _catalog_referents(runner) if not runner.offline else None
     for plan in plans:
         statements = [render(s) for s in _statements(plan.steps())]
-        referents = _catalog_referents(runner) if not runner.offline else None
         for lock in needed_locks(statements, schema="", referents=referents):
             wanted.append(TableLock(lock.schema or None, lock.table, lock.mode))
         wanted += plan.locks()
