@@ -167,6 +167,13 @@ class LosslessOperation(MigrateOperation):
         """One line for logs and reports."""
         raise NotImplementedError
 
+    def progress_key(self) -> tuple[str, str, str | None]:
+        """``(table, column, schema)`` naming this operation's row in online mode's
+        progress table (``toolkit.ops.online``): by default its ``table``, ``column`` and
+        ``schema`` fields; operations whose fields are named otherwise override it."""
+        fields: Any = self
+        return str(fields.table), str(fields.column), fields.schema
+
     def footprint(self) -> tuple[frozenset[str], frozenset[str]]:
         """``(reads, changes)``, from the arguments alone: what resolve and the checks read,
         what apply changes. Names are ``schema.table`` (a table created or dropped),
@@ -212,4 +219,5 @@ def _run_one(operations: Operations, operation: LosslessOperation) -> OpResult:
     runner = Runner(operations, operation.name)
     if online.wanted(operations, operation.online):
         return online.run_online(runner, [operation])[0]
+    online.refuse_if_under_way(runner, [operation])
     return operation.resolve(runner).run(runner, description=operation.describe())

@@ -99,6 +99,7 @@ def run_lossless(operations: Operations, batch: LosslessBatchOp) -> list[OpResul
     if online.wanted(operations, asked):
         refuse_dependencies(batch.operations)
         return online.run_online(runner, batch.operations)
+    online.refuse_if_under_way(runner, batch.operations)
     plans = plan_all(runner, batch.operations)
     take_locks(runner, plans, description=f"run_lossless({batch.describe()!r})")
     for index, plan in enumerate(plans):

@@ -41,8 +41,9 @@ from toolkit.lock_retries import with_lock_retries
 from toolkit.ops.base import LosslessOperation, Plan
 from toolkit.ops.results import OpResult, log
 from toolkit.ops.runtime import Runner
-from toolkit.ops.steps import OnlineSteps, merged_locks
+from toolkit.ops.steps import ConcurrentIndex, NotNull, OnlineSteps, Run, Step, merged_locks
 from toolkit.sql import online as osql
+from toolkit.sql.idents import Sql
 from toolkit.sql.lookups import regclass
 from toolkit.sql.stash import drop_stash_if_empty, ensure_stash
 
@@ -129,6 +130,7 @@ def _abort(
         state = _progress(runner, operation)
         if not state:
             continue
+        _refuse_other_run(operation, state)
         if state.get("phase") == "contracted":
             raise UsageError(
                 f"{operation.describe()}: the online run already contracted; finish it with"
@@ -139,6 +141,7 @@ def _abort(
 
         def abort(steps: OnlineSteps = steps, named: Runner = named) -> None:
             named.lock(merged_locks(steps.contract_locks))
+            named.execute(_undo_constraints(steps))
             named.execute(steps.abort)
             named.run(osql.forget_progress(steps.table, steps.column, schema=steps.schema))
             named.run(osql.drop_progress_if_empty(steps.schema))
@@ -151,6 +154,38 @@ def _abort(
         + ("; ".join(f"undone: {d}" for d in undone) if undone else "nothing was under way")
         + "; the revision was not applied"
     )
+
+
+def refuse_if_under_way(runner: Runner, operations: Sequence[LosslessOperation]) -> None:
+    """A plain run of an operation whose online run is under way would trip over what that
+    run made (or drop it half done): refused before any change, saying how to go on."""
+    if runner.offline:
+        return
+    for operation in operations:
+        if "online" not in getattr(type(operation), "__dataclass_fields__", {}):
+            continue  # no online mode: no online run can be under way
+        state = _progress(runner, operation)
+        if state:
+            table, column, _ = _where(operation)
+            raise UsageError(
+                f"{operation.describe()}: an online run of {state.get('operation', 'an operation')}"
+                f" on {table}.{column} is under way (phase {state.get('phase')!r}, recorded in"
+                f" {osql.PROGRESS_TABLE}); nothing was changed: finish it with"
+                " `upgrade --online` (-x online=true), or undo it with `--online --abort`"
+                " (-x online=abort), then run this again"
+            )
+
+
+def _refuse_other_run(operation: LosslessOperation, state: Mapping[str, Any]) -> None:
+    """The progress row of this column belongs to another operation's online run."""
+    other = state.get("operation")
+    if state and other is not None and other != operation.name:
+        table, column, _ = _where(operation)
+        raise UsageError(
+            f"{operation.describe()}: an online run of {other} on {table}.{column} is under"
+            f" way (phase {state.get('phase')!r}); finish it (`upgrade --online`) or undo it"
+            " (`--online --abort`) first; nothing was changed"
+        )
 
 
 @dataclass
@@ -172,6 +207,8 @@ def _prepare(
 ) -> list[_Job]:
     """Checks and expand (a fresh run), then backfill and constraints: the jobs to contract."""
     progress = [_progress(runner, o) for o in operations]
+    for operation, state in zip(operations, progress, strict=True):
+        _refuse_other_run(operation, state)
     if all(p.get("phase") == "contracted" for p in progress):
         return []
     if any(p.get("phase") == "contracted" for p in progress):
@@ -245,7 +282,9 @@ def _expand(runner: Runner, settings: OnlineSettings, jobs: Sequence[_Job]) -> N
             named.run(osql.ensure_progress(job.steps.schema))
             named.execute(job.steps.expand)
             named.run(
-                osql.start_progress(job.steps.table, job.steps.column, schema=job.steps.schema)
+                osql.start_progress(
+                    job.steps.table, job.steps.column, job.plan.operation, schema=job.steps.schema
+                )
             )
             job.phase = "backfill"
 
@@ -338,11 +377,18 @@ def _progress_line(
 
 
 def _constrain(runner: Runner, settings: OnlineSettings, job: _Job) -> None:
-    """Foreign keys NOT VALID then validated; then the measures (nothing may be missing)."""
+    """Indexes built concurrently, then foreign keys and checks NOT VALID then validated
+    (the NOT NULL checks last); then the measures (nothing may be missing)."""
     if job.phase != "constraints":
         return
     steps = job.steps
-    for table, name, statement in steps.constraints:
+    for index in steps.indexes:
+        _build_concurrently(runner, index, steps.schema)
+    checks = [
+        (n.table, osql.not_null_check_name(n.table, n.column), _not_null_check(n, steps.schema))
+        for n in steps.not_null
+    ]
+    for table, name, statement in (*steps.constraints, *checks):
         exists, validated = runner.rows(osql.constraint_state(table, name, schema=steps.schema))[0]
         if not exists:
             add = osql.not_valid(statement)
@@ -350,6 +396,49 @@ def _constrain(runner: Runner, settings: OnlineSettings, job: _Job) -> None:
         if not validated:
             runner.run(osql.validate(table, name, schema=steps.schema))
     job.phase = "measured"
+
+
+def _not_null_check(not_null: NotNull, schema: str | None) -> Sql:
+    return osql.add_not_null_check(not_null.table, not_null.column, schema=schema)
+
+
+def _build_concurrently(runner: Runner, index: ConcurrentIndex, schema: str | None) -> None:
+    """``CREATE INDEX CONCURRENTLY`` outside any transaction; a valid index of that name is
+    kept (a resumed run), an invalid one (left by a killed build) is dropped and rebuilt."""
+    exists, valid = runner.rows(osql.index_state(index.name, schema=schema))[0]
+    if exists and valid:
+        return
+    if exists:
+        runner.run(osql.drop_index_concurrently(index.name, schema=schema))
+    runner.run(index.create)
+
+
+def _set_not_null(steps: OnlineSteps) -> list[Step]:
+    """The contract's end: each column made NOT NULL (trusting its validated check, so no
+    scan), then the check dropped."""
+    out: list[Step] = []
+    for n in steps.not_null:
+        name = osql.not_null_check_name(n.table, n.column)
+        out += [
+            Run(n.set_not_null),
+            Run(osql.drop_constraint_if_exists(n.table, name, schema=steps.schema)),
+        ]
+    return out
+
+
+def _undo_constraints(steps: OnlineSteps) -> list[Step]:
+    """What the constraints phase made, for an abort (before the operation's own undo)."""
+    out: list[Step] = [
+        Run(
+            osql.drop_constraint_if_exists(
+                n.table, osql.not_null_check_name(n.table, n.column), schema=steps.schema
+            )
+        )
+        for n in steps.not_null
+    ]
+    return out + [
+        Run(osql.drop_index_if_exists(i.name, schema=steps.schema)) for i in steps.indexes
+    ]
 
 
 def _contract_all(runner: Runner, settings: OnlineSettings, jobs: Sequence[_Job]) -> None:
@@ -364,6 +453,7 @@ def _contract_all(runner: Runner, settings: OnlineSettings, jobs: Sequence[_Job]
         for job, payload in zip(jobs, reports, strict=True):
             named = runner.named(job.plan.operation)
             named.execute(job.steps.contract)
+            named.execute(_set_not_null(job.steps))
             steps = job.steps
             named.run(
                 osql.set_phase(
@@ -408,9 +498,8 @@ def _finish(runner: Runner, operation: LosslessOperation) -> OpResult:
 
 
 def _where(operation: LosslessOperation) -> tuple[str, str, str | None]:
-    """The progress entry's table, column and schema: the operation's source column."""
-    fields: Any = operation
-    return str(fields.table), str(fields.column), fields.schema
+    """The progress entry's table, column and schema (``progress_key``)."""
+    return operation.progress_key()
 
 
 def _progress(runner: Runner, operation: LosslessOperation) -> dict[str, Any]:

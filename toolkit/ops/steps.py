@@ -100,6 +100,29 @@ def runs(statements: Sequence[Sql]) -> list[Step]:
 
 
 @dataclass(frozen=True)
+class ConcurrentIndex:
+    """An index online mode builds with ``CREATE INDEX CONCURRENTLY`` (writes go on):
+    ``create`` is the whole statement (``toolkit.sql.online.concurrently``), ``name``
+    the index it makes on ``table`` (in the steps' schema)."""
+
+    table: str
+    name: str
+    create: Sql
+
+
+@dataclass(frozen=True)
+class NotNull:
+    """A column online mode makes NOT NULL without a scan under a long lock: a
+    ``CHECK (column IS NOT NULL)`` added ``NOT VALID`` and validated (writes go on), then
+    at the contract ``set_not_null`` (PostgreSQL >= 12 trusts the validated check instead
+    of scanning) and the check dropped."""
+
+    table: str
+    column: str
+    set_not_null: Sql
+
+
+@dataclass(frozen=True)
 class OnlineSteps:
     """What one plan does in each phase of online mode (``toolkit.ops.online``).
 
@@ -109,7 +132,8 @@ class OnlineSteps:
     ``expand_locks``; ``batch(range)``: the statements that fill the new
     structure for the source rows ``t`` matching ``range`` (already locked), whose
     tallies add up; ``constraints``: ``(table, name, ADD CONSTRAINT ...)`` added ``NOT
-    VALID`` then validated; ``measures``: counts read once the backfill is done (each one
+    VALID`` then validated, after ``indexes`` are built concurrently, and before the
+    ``not_null`` checks are validated; ``measures``: counts read once the backfill is done (each one
     a ``Measure``; ``missing`` must be 0 before the contract); ``contract``: statements
     of the short last transaction, under ``contract_locks``; ``abort``: what undoes an
     unfinished run (under the same locks). ``writes_source``: the batches update the
@@ -130,3 +154,5 @@ class OnlineSteps:
     abort: tuple[Step, ...]
     prepare: tuple[Step, ...] = ()
     writes_source: bool = False
+    indexes: tuple[ConcurrentIndex, ...] = ()
+    not_null: tuple[NotNull, ...] = ()

@@ -18,6 +18,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Sequence
 
 from psycopg import sql
@@ -77,12 +79,13 @@ def read_progress(table: str, column: str, *, schema: str | None) -> Sql:
     )
 
 
-def start_progress(table: str, column: str, *, schema: str | None) -> Sql:
-    """Record that the expand phase of ``table.column`` is done (the backfill starts)."""
+def start_progress(table: str, column: str, operation: str, *, schema: str | None) -> Sql:
+    """Record that the expand phase of ``operation`` on ``table.column`` is done (the
+    backfill starts)."""
     return sql.SQL(
-        "INSERT INTO {} (table_name, column_name, payload)"
-        ' VALUES ({}, {}, \'{{"phase": "backfill", "rows": 0}}\'::jsonb)'
-    ).format(_progress_ref(schema), literal(table), literal(column))
+        "INSERT INTO {} (table_name, column_name, payload) VALUES ({}, {},"
+        " jsonb_build_object('phase', 'backfill', 'rows', 0, 'operation', {}))"
+    ).format(_progress_ref(schema), literal(table), literal(column), literal(operation))
 
 
 def set_phase(table: str, column: str, phase: str, *, schema: str | None, extra: str = "{}") -> Sql:
@@ -266,3 +269,66 @@ def validate(table: str, name: str, *, schema: str | None) -> Sql:
     return sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(
         qualified(table, schema), ident(name)
     )
+
+
+def not_null_check_name(table: str, column: str) -> str:
+    """The name of the ``CHECK (column IS NOT NULL)`` online mode validates before
+    ``SET NOT NULL`` (a digest when the readable name would be too long)."""
+    name = f"lossless_nn_{table}_{column}"
+    if len(name.encode()) <= _MAX_NAME:
+        return name
+    return f"lossless_nn_{hashlib.sha256(f'{table}.{column}'.encode()).hexdigest()[:24]}"
+
+
+def add_not_null_check(table: str, column: str, *, schema: str | None) -> Sql:
+    """``ADD CONSTRAINT`` of the check that proves ``column`` holds no NULL."""
+    return sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK ({} IS NOT NULL)").format(
+        qualified(table, schema), ident(not_null_check_name(table, column)), ident(column)
+    )
+
+
+def drop_constraint_if_exists(table: str, name: str, *, schema: str | None) -> Sql:
+    """Drop constraint ``name`` of ``table`` when it is there."""
+    return sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}").format(
+        qualified(table, schema), ident(name)
+    )
+
+
+# -- indexes without long locks ------------------------------------------------------------
+
+_INDEXDEF = re.compile(r"^CREATE (UNIQUE )?INDEX (?!CONCURRENTLY )", re.IGNORECASE)
+
+
+def concurrently(indexdef: str) -> Sql:
+    """A recorded ``pg_get_indexdef`` text (``CREATE [UNIQUE] INDEX name ON ...``) as
+    ``CREATE [UNIQUE] INDEX CONCURRENTLY name ON ...``. An index of a partitioned table
+    (``ON ONLY``) cannot be built concurrently: refused (before any change)."""
+    if not _INDEXDEF.match(indexdef):
+        raise UsageError(f"online mode: not an index definition: {indexdef!r}")
+    if re.search(r"\sON ONLY\s", indexdef):
+        raise UsageError(
+            f"online mode: {indexdef!r} is an index of a partitioned table, which PostgreSQL"
+            " cannot build concurrently; run this operation without online mode"
+        )
+    return sql.SQL(
+        _INDEXDEF.sub(lambda m: f"CREATE {m.group(1) or ''}INDEX CONCURRENTLY ", indexdef)
+    )
+
+
+def index_state(name: str, *, schema: str | None) -> Sql:
+    """One row ``(exists, valid)`` for index ``name`` (a killed concurrent build leaves an
+    invalid one behind)."""
+    return sql.SQL(
+        "SELECT count(*) > 0, coalesce(bool_and(i.indisvalid), false) FROM pg_index i"
+        " WHERE i.indexrelid = {}"
+    ).format(regclass(name, schema))
+
+
+def drop_index_concurrently(name: str, *, schema: str | None) -> Sql:
+    """Drop an index without blocking writes (an invalid leftover of a killed build)."""
+    return sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(qualified(name, schema))
+
+
+def drop_index_if_exists(name: str, *, schema: str | None) -> Sql:
+    """Drop index ``name`` when it is there (an abort, under the contract's locks)."""
+    return sql.SQL("DROP INDEX IF EXISTS {}").format(qualified(name, schema))
