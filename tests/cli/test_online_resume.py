@@ -212,3 +212,24 @@ def test_killed_during_contract_resumes(lossless_server: Server, template: str) 
             assert set(phases) == {"constraints"}
             assert migrate.current(PROJECT, url) == (SCENARIO.before,)
         _after_rerun(lossless_server, template, url)
+
+
+def test_a_downgrade_after_a_killed_online_upgrade_undoes_it_first(
+    lossless_server: Server, template: str
+) -> None:
+    with copy_of(lossless_server, template) as url, engine_on(url) as engine:
+        with engine.connect() as conn:
+            original = fingerprint(conn)
+            conn.rollback()
+            process = _upgrade(url)
+            _until(conn, lambda: _rows_done(conn) >= TARGETS + 20, "the second promote's batches")
+            _kill(process, conn)
+        # At the old revision already: the downgrade to it has nothing to run but the clean-up.
+        outcome = run_lossless("-s", "migration-014", "--url", url, "downgrade", SCENARIO.before)
+        assert outcome.code == 0, outcome
+        assert f"an online upgrade to {SCENARIO.after} did not finish" in outcome.err, outcome
+        assert "undone: Promote targets.goal_id" in outcome.err, outcome
+        with engine.connect() as conn:
+            assert leftovers(conn) == []
+            assert fingerprint_diff(original, fingerprint(conn)) == []
+        assert migrate.current(PROJECT, url) == (SCENARIO.before,)

@@ -50,7 +50,7 @@ from toolkit.errors import (
 )
 from toolkit.lock_retries import with_lock_retries
 from toolkit.migrate import Project, VersionTable
-from toolkit.ops.online import progress_lines
+from toolkit.ops.online import progress_lines, running
 from toolkit.postgres.url import database_name, scrub
 from toolkit.roundtrip.dropped import (
     DroppedData,
@@ -143,6 +143,7 @@ def run_step(
                 watching(progress, steps, conn) as timeline,
                 watching_locks(server.url, pid, step=lambda: _running(timeline)) as locks,
                 progress_lines(progress),
+                running(way),
             ):
                 where.timeline = timeline
                 transaction = conn.begin() if rollback else None

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from toolkit import migrate
 from toolkit.commands.locked_step import Direction, destination, revision_ids, run_step
+from toolkit.commands.online_cleanup import undo_unfinished_upgrade
 from toolkit.commands.revision_options import warn_unread
 from toolkit.commands.server import Progress, ServerInfo, open_server, silent, timeouts_sql
 from toolkit.commands.settings import RunSettings, Target, resolve_target
@@ -113,6 +114,8 @@ def _migrate(
     x: dict[str, str],
     progress: Progress,
 ) -> MigrationReport:
+    if direction == "downgrade" and settings.url is not None:
+        _undo_unfinished_upgrade(settings, x, progress)
     run = run_step(
         settings, revision, x=x, purpose=direction, direction=direction, progress=progress
     )
@@ -128,6 +131,26 @@ def _migrate(
         seconds=run.seconds,
         x=run.x,
     )
+
+
+def _undo_unfinished_upgrade(settings: RunSettings, x: dict[str, str], progress: Progress) -> None:
+    """An online upgrade that did not finish is undone before a downgrade (see
+    ``toolkit.commands.online_cleanup``)."""
+    project = resolve_target(settings).project
+
+    def undo(revision: str, options: Mapping[str, str]) -> object:
+        return run_step(
+            settings,
+            revision,
+            x=options,
+            purpose="clean up",
+            direction="upgrade",
+            progress=progress,
+        )
+
+    with open_server(settings, silent) as server:
+        at = migrate.current(project, server.url)
+        undo_unfinished_upgrade(project, server.url, at, x, progress, undo)
 
 
 def current(settings: RunSettings, *, progress: Progress = silent) -> CurrentReport:

@@ -283,7 +283,11 @@ def _expand(runner: Runner, settings: OnlineSettings, jobs: Sequence[_Job]) -> N
             named.execute(job.steps.expand)
             named.run(
                 osql.start_progress(
-                    job.steps.table, job.steps.column, job.plan.operation, schema=job.steps.schema
+                    job.steps.table,
+                    job.steps.column,
+                    job.plan.operation,
+                    _direction.get(),
+                    schema=job.steps.schema,
                 )
             )
             job.phase = "backfill"
@@ -564,6 +568,20 @@ def _short_pause(retry: int) -> float:
 
 
 _sinks: ContextVar[tuple[Callable[[str], None], ...]] = ContextVar("lossless_online", default=())
+#: Which way the revisions run (``upgrade``/``downgrade``) when the caller said so.
+_direction: ContextVar[str | None] = ContextVar("lossless_online_direction", default=None)
+
+
+@contextmanager
+def running(direction: str) -> Iterator[None]:
+    """Record ``direction`` in the progress rows of online runs started inside the block,
+    so that a later plain ``downgrade`` knows an unfinished online *upgrade* is its to undo
+    (``toolkit.commands.migrating``)."""
+    token = _direction.set(direction)
+    try:
+        yield
+    finally:
+        _direction.reset(token)
 
 
 @contextmanager

@@ -79,13 +79,38 @@ def read_progress(table: str, column: str, *, schema: str | None) -> Sql:
     )
 
 
-def start_progress(table: str, column: str, operation: str, *, schema: str | None) -> Sql:
+def start_progress(
+    table: str, column: str, operation: str, direction: str | None, *, schema: str | None
+) -> Sql:
     """Record that the expand phase of ``operation`` on ``table.column`` is done (the
-    backfill starts)."""
+    backfill starts), and which way the revisions ran (None: not known)."""
     return sql.SQL(
         "INSERT INTO {} (table_name, column_name, payload) VALUES ({}, {},"
-        " jsonb_build_object('phase', 'backfill', 'rows', 0, 'operation', {}))"
-    ).format(_progress_ref(schema), literal(table), literal(column), literal(operation))
+        " jsonb_build_object('phase', 'backfill', 'rows', 0, 'operation', {}, 'direction', {}))"
+    ).format(
+        _progress_ref(schema),
+        literal(table),
+        literal(column),
+        literal(operation),
+        sql.Literal(direction),
+    )
+
+
+def progress_schemas() -> Sql:
+    """The schemas holding a progress table (an online run is under way there)."""
+    return sql.SQL(
+        "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.relname = {} AND c.relkind = 'r' ORDER BY n.nspname"
+    ).format(literal(PROGRESS_TABLE))
+
+
+def progress_rows(schema: str) -> Sql:
+    """The runs recorded in ``schema``'s progress table: ``(table, column, operation,
+    phase, direction)``."""
+    return sql.SQL(
+        "SELECT p.table_name, p.column_name, p.payload ->> 'operation', p.payload ->> 'phase',"
+        " p.payload ->> 'direction' FROM {} AS p ORDER BY 1, 2"
+    ).format(_progress_ref(schema))
 
 
 def set_phase(table: str, column: str, phase: str, *, schema: str | None, extra: str = "{}") -> Sql:
