@@ -6,6 +6,7 @@ Each trap is a small ``alembic init``-style project; see tests/projects/README.m
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -279,3 +280,16 @@ def test_a_revision_that_raises_fails_the_upgrade_with_its_file_and_line(
         "revision 0002_batched_backfill failed in its own code",
         "0002_batched_backfill.py line 16 raised KeyError: 'BACKFILL_BATCH_SIZE'",
     )
+
+
+def test_seed_leaves_a_version_table_of_its_own_name_alone(
+    lossless_database: str, conn: Connection
+) -> None:
+    outcome = run_lossless(
+        "-c", ini("public_version"), "--url", lossless_database, "seed", "--rows", "7", "--json"
+    )
+    assert outcome.code == 0, outcome
+    assert "schema_versions" not in json.loads(outcome.out)["tables"]
+    versions = conn.execute(text("SELECT version_num FROM schema_versions")).scalars()
+    assert list(versions) == ["0002_author_bio"]
+    assert conn.execute(text("SELECT count(*) FROM authors")).scalar() >= 7

@@ -9,7 +9,7 @@ the project's head).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, inspect, select, table
@@ -32,10 +32,9 @@ from toolkit.postgres.url import database_name
 from toolkit.seeding import seed_database
 from toolkit.verify import DEFAULT_EXCLUDED_TABLES
 
-_NOT_DATA = frozenset(DEFAULT_EXCLUDED_TABLES)
-
-#: ``write(conn, rows, seed)`` fills the database; returns notes worth showing.
-Writer = Callable[[Connection, int, int], tuple[str, ...]]
+#: ``write(conn, rows, seed, excluded)`` fills the database but the ``excluded`` tables;
+#: returns notes worth showing.
+Writer = Callable[[Connection, int, int, Sequence[str]], tuple[str, ...]]
 
 
 @dataclass(frozen=True)
@@ -93,13 +92,15 @@ def seed(
             f"seed {target.label} on database {database_name(server.url)!r} at "
             f"{revision_ids(at)}: --rows {rows} --seed {seed}"
         )
+        # The version table env.py configures (its own name, maybe in public) is not data.
+        excluded = migrate.position(target.project, server.url).table.excluded_tables()
         with open_connection(url) as conn:
-            before = table_rows(conn)
+            before = table_rows(conn, excluded=excluded)
             started = time.perf_counter()
             with conn.begin():
-                notes = writer(conn, rows, seed)
+                notes = writer(conn, rows, seed, excluded)
             seconds = time.perf_counter() - started
-            after = table_rows(conn)
+            after = table_rows(conn, excluded=excluded)
     added = tuple(TableRows(name, after[name] - before.get(name, 0)) for name in sorted(after))
     return SeedReport(
         target=target.label,
@@ -119,14 +120,19 @@ def _writer(target: Target) -> Writer:
     scenario = target.scenario
     if scenario is not None:
 
-        def write_scenario(conn: Connection, rows: int, seed: int) -> tuple[str, ...]:
+        def write_scenario(
+            conn: Connection, rows: int, seed: int, excluded: Sequence[str]
+        ) -> tuple[str, ...]:
+            del excluded  # a scenario's seed writes its own tables only
             scenario.seed(conn, rows, seed)
             return ()
 
         return write_scenario
 
-    def write_reflected(conn: Connection, rows: int, seed: int) -> tuple[str, ...]:
-        return seed_database(conn, rows=rows, seed=seed).notes
+    def write_reflected(
+        conn: Connection, rows: int, seed: int, excluded: Sequence[str]
+    ) -> tuple[str, ...]:
+        return seed_database(conn, rows=rows, seed=seed, exclude_tables=excluded).notes
 
     return write_reflected
 
@@ -150,9 +156,15 @@ def _prepare(target: Target, at: tuple[str, ...], url: str, progress: Progress) 
     return True
 
 
-def table_rows(conn: Connection, *, schema: str | None = None) -> dict[str, int]:
-    """``{table: count(*)}`` for every table of ``schema`` (default: the search path's first)."""
-    names = [n for n in inspect(conn).get_table_names(schema=schema) if n not in _NOT_DATA]
+def table_rows(
+    conn: Connection,
+    *,
+    schema: str | None = None,
+    excluded: Sequence[str] = DEFAULT_EXCLUDED_TABLES,
+) -> dict[str, int]:
+    """``{table: count(*)}`` for every table of ``schema`` (default: the search path's first)
+    but the ``excluded`` ones (the version table, the toolkit's own)."""
+    names = [n for n in inspect(conn).get_table_names(schema=schema) if n not in excluded]
     counts: dict[str, int] = {}
     for name in names:
         query = select(func.count()).select_from(table(name, schema=schema))
