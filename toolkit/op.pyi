@@ -173,6 +173,7 @@ class LosslessOperations(Operations):
         parent_key: str | None = ...,
         order_by: tuple[str, ...] | None = ...,
         schema: str | None = ...,
+        online: bool | None = ...,
     ) -> OpResult:
         """Give every ``child`` row its parent's ``column`` value, then drop it from ``parent``.
 

@@ -28,18 +28,22 @@ from toolkit.ops.jsonb_slot import (
     DEFAULT_JSONB,
     check_jsonb_column,
     legacy_key,
+    restore_steps,
     stash_checks,
+    stash_prelude,
     stash_steps,
 )
 from toolkit.ops.refusals import refusal, value_without_referent
 from toolkit.ops.runtime import Runner
-from toolkit.ops.steps import Run, Step, TableLock
+from toolkit.ops.steps import Measure, NotNull, OnlineSteps, Run, Step, TableLock, runs
 from toolkit.sql import ddl
 from toolkit.sql.checks import CheckSet, key_text
 from toolkit.sql.ddl import ForeignKeySpec
 from toolkit.sql.family import Family
-from toolkit.sql.idents import column_of, ident, table_as_t, type_sql
+from toolkit.sql.family_online import DownMirror
+from toolkit.sql.idents import Sql, column_of, ident, table_as_t, type_sql
 from toolkit.sql.jsonb_slot import JsonbSlot
+from toolkit.sql.online import create_mirror, drop_mirror
 
 
 @lossless_operation("move_fk_to_child")
@@ -83,10 +87,15 @@ class MoveFkToChildOp(LosslessOperation):
     parent_key: str | None = None
     order_by: tuple[str, ...] | None = None
     schema: str | None = None
+    online: bool | None = None
 
     @property
     def new_column(self) -> str:
         return self.child_column or self.column
+
+    def progress_key(self) -> tuple[str, str, str | None]:
+        """Online mode's progress row: the parent's column (its batches go by parent)."""
+        return self.parent, self.column, self.schema
 
     @property
     def stash_key(self) -> str:
@@ -190,7 +199,11 @@ class MoveFkToChildOp(LosslessOperation):
         parent_key = parent_key_of(runner, self, self.parent_key)
         found = reflect.existing_column(runner, self.parent, self.column, self.schema)
         check_jsonb_column(runner, self.parent, self.jsonb_column, self.schema)
-        if reflect.column(runner, self.child, self.new_column, self.schema) is not None:
+        if reflect.column(
+            runner, self.child, self.new_column, self.schema
+        ) is not None and not reflect.online_run_under_way(
+            runner, self.parent, self.column, self.schema
+        ):
             raise UsageError(f"move_fk_to_child: column {self.child}.{self.new_column} exists")
         if referent is None:
             spec = reflect.single_foreign_key(runner, self.parent, self.column, self.schema)
@@ -304,6 +317,135 @@ class ToChildPlan(Plan):
             )
             steps.append(Run(fk))
         return steps + record_and_drop(self.table, self.column, self.fk_names, schema=schema)
+
+    @property
+    def mirror(self) -> DownMirror:
+        return DownMirror(self.family, self.slot, self.child_column)
+
+    def _foreign_key(self) -> list[tuple[str, str, Sql]]:
+        if self.referent is None:
+            return []
+        child, schema = self.family.child, self.family.schema
+        fk = ddl.add_foreign_key(
+            child, [self.child_column], self.fk_name, self.referent, schema=schema
+        )
+        return [(child, self.fk_name, fk)]
+
+    def _mirrors(self, *, drop: bool) -> list[Sql]:
+        """The three mirror triggers (see ``toolkit.sql.family_online``), or their drops."""
+        family, mirror, schema = self.family, self.mirror, self.family.schema
+        triggers = [
+            (
+                family.child,
+                self.child_column,
+                "BEFORE",
+                ("INSERT", "UPDATE"),
+                (family.child_fk,),
+                mirror.child_value_body(),
+            ),
+            (
+                family.child,
+                family.child_fk,
+                "AFTER",
+                ("INSERT", "UPDATE", "DELETE"),
+                (family.child_fk,),
+                mirror.child_parents_body(),
+            ),
+            (
+                family.parent,
+                self.column,
+                "BEFORE",
+                ("INSERT", "UPDATE"),
+                (self.column, self.slot.jsonb_column),
+                mirror.parent_body(),
+            ),
+        ]
+        out: list[Sql] = []
+        for table, column, timing, events, columns, body in triggers:
+            if drop:
+                out += drop_mirror(table, column, schema=schema)
+            else:
+                out += create_mirror(
+                    table,
+                    column,
+                    schema=schema,
+                    timing=timing,
+                    events=events,
+                    columns=columns,
+                    body=body,
+                )
+        return out
+
+    def online_steps(self) -> OnlineSteps:
+        family, schema, child = self.family, self.family.schema, self.family.child
+        parent = TableLock(schema, family.parent, "ACCESS EXCLUSIVE")
+        referents = [TableLock(s, t) for s, t in self.dropped_references()]
+        not_null = (
+            ()
+            if self.nullable
+            else (
+                NotNull(
+                    child,
+                    self.child_column,
+                    ddl.set_not_null(child, self.child_column, schema=schema),
+                ),
+            )
+        )
+        drop_mirrors = runs(self._mirrors(drop=True))
+        return OnlineSteps(
+            table=self.table,
+            column=self.column,
+            schema=schema,
+            keys=(family.parent_key,),
+            expand_locks=(
+                TableLock(schema, family.parent),
+                TableLock(schema, child, "ACCESS EXCLUSIVE"),
+            ),
+            # The prelude reads the whole parent table: before the expand, which locks it.
+            prepare=tuple(stash_prelude(self.slot)),
+            expand=(
+                Run(ddl.add_column(child, self.child_column, self.type_text, schema=schema)),
+                Run(self.slot.register_key()),
+                *runs(self._mirrors(drop=False)),
+            ),
+            batch=self._batch,
+            constraints=tuple(self._foreign_key()),
+            not_null=not_null,
+            measures=(
+                Measure(self.mirror.count_moved(), "moved"),
+                Measure(self.mirror.count_stashed(was_null=False), "stashed"),
+                Measure(self.mirror.count_stashed(was_null=True), "was_null"),
+                Measure(self.mirror.count_missing(), "missing"),
+            ),
+            contract_locks=(parent, TableLock(schema, child, "ACCESS EXCLUSIVE"), *referents),
+            contract=tuple(
+                drop_mirrors
+                + record_and_drop(self.table, self.column, self.fk_names, schema=schema)
+            ),
+            # The parent's column still holds every value: it wins; the keys go.
+            abort=(
+                *drop_mirrors,
+                Run(ddl.drop_column_if_exists(child, self.child_column, schema=schema)),
+                *restore_steps(
+                    self.slot, self.type_text, stash=True, keep_existing=True, tally=None
+                ),
+            ),
+            writes_source=True,
+            also_writes=(child,),
+        )
+
+    def _batch(self, where: Sql) -> list[Step]:
+        """The children of the parents ``where`` selects; the value of those without
+        children into their JSONB (those the mirrors did are skipped)."""
+        slot = self.slot
+        todo = sql.SQL("{} AND {} AND NOT {}").format(
+            where, self.family.childless("t"), slot.holds_key
+        )
+        return [
+            Run(self.mirror.copy_down(where)),
+            Run(slot.mark_null_jsonb(todo)),
+            Run(slot.write_values(todo)),
+        ]
 
     def report(self, tallies: Mapping[str, int]) -> tuple[dict[str, int], list[str]]:
         notes = [f"dropped foreign key {name}" for name in self.fk_names]

@@ -245,7 +245,7 @@ def _check(runner: Runner, jobs: Sequence[_Job]) -> None:
     """Every refusal of every operation, before the first change."""
     for job in jobs:
         named = runner.named(job.plan.operation)
-        if job.steps.writes_source:
+        if job.steps.writes_source or job.steps.also_writes:
             _refuse_user_triggers(named, job.steps)
         job.plan.refuse(named)
         for checks in job.plan.checks():
@@ -253,10 +253,16 @@ def _check(runner: Runner, jobs: Sequence[_Job]) -> None:
 
 
 def _refuse_user_triggers(runner: Runner, steps: OnlineSteps) -> None:
-    found = [r[0] for r in runner.rows(osql.user_triggers(steps.table, schema=steps.schema))]
+    tables = ([steps.table] if steps.writes_source else []) + list(steps.also_writes)
+    for table in tables:
+        _refuse_triggers_of(runner, table, steps.schema)
+
+
+def _refuse_triggers_of(runner: Runner, table: str, schema: str | None) -> None:
+    found = [r[0] for r in runner.rows(osql.user_triggers(table, schema=schema))]
     if found:
         raise UsageError(
-            f"{runner.operation}: {steps.table} has enabled triggers ({', '.join(found)}) that"
+            f"{runner.operation}: {table} has enabled triggers ({', '.join(found)}) that"
             " the batches of online mode would fire on every row (a plain run keeps them"
             " quiet, which online mode cannot do without disabling them for the"
             " application too); run this operation without online mode"

@@ -137,7 +137,9 @@ class OnlineSteps:
     a ``Measure``; ``missing`` must be 0 before the contract); ``contract``: statements
     of the short last transaction, under ``contract_locks``; ``abort``: what undoes an
     unfinished run (under the same locks). ``writes_source``: the batches update the
-    source table (whose user triggers would then fire).
+    source table (whose user triggers would then fire); ``also_writes``: other tables
+    (same schema) the batches or the mirrors update, refused likewise when they have
+    enabled user triggers.
     """
 
     table: str
@@ -156,3 +158,4 @@ class OnlineSteps:
     writes_source: bool = False
     indexes: tuple[ConcurrentIndex, ...] = ()
     not_null: tuple[NotNull, ...] = ()
+    also_writes: tuple[str, ...] = ()

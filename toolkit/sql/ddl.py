@@ -115,6 +115,11 @@ def drop_column(table: str, column: str, *, schema: str | None = None) -> Sql:
     return sql.SQL("{} DROP COLUMN {}").format(_alter(table, schema), ident(column))
 
 
+def drop_column_if_exists(table: str, column: str, *, schema: str | None = None) -> Sql:
+    """Drop a column when it is there (an aborted online run's new column)."""
+    return sql.SQL("{} DROP COLUMN IF EXISTS {}").format(_alter(table, schema), ident(column))
+
+
 def drop_constraint(table: str, name: str, *, schema: str | None = None) -> Sql:
     """Drop a constraint by its real name."""
     return sql.SQL("{} DROP CONSTRAINT {}").format(_alter(table, schema), ident(name))
