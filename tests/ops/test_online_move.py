@@ -22,7 +22,7 @@ from tests.cli.conftest import engine_on
 from tests.ops.test_online import leftovers
 from toolkit import migrate
 from toolkit.bundled import get_scenario
-from toolkit.errors import DataRefusedError, OnlineAbortedError, UsageError
+from toolkit.errors import DataRefusedError, UsageError
 from toolkit.migrate import Project
 from toolkit.postgres import Server, scratch_database
 from toolkit.postgres.url import libpq_url
@@ -70,3 +70,204 @@ def test_online_move_to_child_ends_as_the_plain_one(lossless_server: Server, tem
         ]
         assert results[0].counts["stashed"] > 0 and results[0].counts["moved"] > 0
         assert no_leftovers(online) == []
+
+
+# -- writes during the online upgrade ------------------------------------------------------
+
+
+@dataclass
+class Writer:
+    """An application connection working on migrations of its own (and their iterations):
+    inserts, re-parents and deletes iterations, changes a migration's plan or metadata,
+    inserts migrations; keeps what it committed."""
+
+    url: str
+    number: int
+    of: int
+    stop: threading.Event
+    #: migration -> plan; iteration -> migration (None: deleted)
+    plans: dict[str, str] = field(default_factory=dict)
+    iterations: dict[str, str | None] = field(default_factory=dict)
+    committed: int = 0
+    error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # handed to the test
+            self.error = exc
+
+    def _loop(self) -> None:
+        rng = random.Random(self.number)
+        with psycopg.connect(libpq_url(self.url), autocommit=True) as conn:
+            mine = [
+                r[0]
+                for r in conn.execute("SELECT mig_id::text FROM migrations_mig ORDER BY 1")
+                if int(r[0][-2:], 16) % self.of == self.number
+            ]
+            owned = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT ite_id::text FROM iterations_ite WHERE mig_id::text = ANY(%s)"
+                    " ORDER BY 1",
+                    (mine,),
+                )
+            ]
+            plans = [r[0] for r in conn.execute("SELECT plm_id::text FROM plans_master_plm")]
+            for _ in range(300):
+                if self.stop.is_set():
+                    return
+                try:
+                    self._one(conn, rng, mine, owned, plans)
+                except (psycopg.errors.UndefinedColumn, psycopg.errors.NotNullViolation):
+                    # contracted: the old code's writes end here (its iterations have no plan)
+                    return
+                self.committed += 1
+
+    def _one(
+        self,
+        conn: psycopg.Connection[Any],
+        rng: random.Random,
+        mine: list[str],
+        owned: list[str],
+        plans: list[str],
+    ) -> None:
+        action = rng.choice(("child", "child", "move", "delete", "plan", "metadata", "parent"))
+        migration, plan = rng.choice(mine), rng.choice(plans)
+        if action == "child":
+            row = conn.execute(
+                "INSERT INTO iterations_ite (mig_id, ite_name, ite_type) VALUES (%s, 'w', 'DR')"
+                " RETURNING ite_id::text",
+                (migration,),
+            ).fetchone()
+            assert row is not None
+            owned.append(row[0])
+            self.iterations[row[0]] = migration
+        elif action == "move" and owned:
+            iteration = rng.choice(owned)
+            conn.execute(
+                "UPDATE iterations_ite SET mig_id = %s WHERE ite_id = %s", (migration, iteration)
+            )
+            self.iterations[iteration] = migration
+        elif action == "delete" and owned:
+            iteration = owned.pop(rng.randrange(len(owned)))
+            conn.execute("DELETE FROM iterations_ite WHERE ite_id = %s", (iteration,))
+            self.iterations[iteration] = None
+        elif action == "plan":
+            conn.execute(
+                "UPDATE migrations_mig SET plm_id = %s WHERE mig_id = %s", (plan, migration)
+            )
+            self.plans[migration] = plan
+        elif action == "metadata":
+            conn.execute(
+                "UPDATE migrations_mig SET mig_metadata = %s WHERE mig_id = %s",
+                (None if rng.random() < 0.5 else '{"w": 1}', migration),
+            )
+        else:
+            row = conn.execute(
+                "INSERT INTO migrations_mig (mig_name, plm_id) VALUES ('w', %s)"
+                " RETURNING mig_id::text",
+                (plan,),
+            ).fetchone()
+            assert row is not None
+            mine.append(row[0])
+            self.plans[row[0]] = plan
+
+
+def _family(url: str) -> tuple[dict[str, str], dict[str, str | None]]:
+    """Each migration's plan, each iteration's migration."""
+    with psycopg.connect(libpq_url(url)) as conn:
+        plans = {
+            r[0]: r[1]
+            for r in conn.execute("SELECT mig_id::text, plm_id::text FROM migrations_mig")
+        }
+        iterations: dict[str, str | None] = {
+            r[0]: r[1]
+            for r in conn.execute("SELECT ite_id::text, mig_id::text FROM iterations_ite")
+        }
+    return plans, iterations
+
+
+def test_writes_during_an_online_move_to_child_are_all_reflected(
+    lossless_server: Server, template: str
+) -> None:
+    with copy_of(lossless_server, template) as url:
+        plans, iterations = _family(url)
+        stop = threading.Event()
+        writers = [Writer(url, n, 3, stop) for n in range(3)]
+        threads = [threading.Thread(target=w.run) for w in writers]
+        for thread in threads:
+            thread.start()
+        try:
+            while sum(w.committed for w in writers) < 30 and all(t.is_alive() for t in threads):
+                stop.wait(0.01)
+            during = sum(w.committed for w in writers)
+            migrate.upgrade(PROJECT, url, SCENARIO.after, x={**ONLINE, "online_batch_size": "2"})
+            during = sum(w.committed for w in writers) - during
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+        assert [w.error for w in writers] == [None, None, None]
+        assert during > 0  # the application wrote while the upgrade ran
+        for writer in writers:
+            plans.update(writer.plans)
+            iterations.update(writer.iterations)
+        children = {m for m in iterations.values() if m is not None}
+        with psycopg.connect(libpq_url(url)) as conn:
+            carried = {
+                r[0]: r[1]
+                for r in conn.execute("SELECT ite_id::text, plm_id::text FROM iterations_ite")
+            }
+            kept = {
+                r[0]: r[1]
+                for r in conn.execute(
+                    "SELECT mig_id::text, mig_metadata ->> 'legacy_plm_id' FROM migrations_mig"
+                )
+            }
+        assert carried == {i: plans[m] for i, m in iterations.items() if m is not None}
+        assert kept == {m: (None if m in children else p) for m, p in plans.items()}
+        assert no_leftovers(url) == []
+
+
+# -- refusals -------------------------------------------------------------------------------
+
+
+def test_a_refusal_online_leaves_nothing_behind(lossless_server: Server, template: str) -> None:
+    """A childless migration whose metadata cannot take the key: refused by the checks,
+    before the expand."""
+    with copy_of(lossless_server, template) as url:
+        with engine_on(url) as engine, engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE migrations_mig AS m SET mig_metadata = '[1, 2]' WHERE mig_id ="
+                    " (SELECT min(mig_id::text)::uuid FROM migrations_mig AS p WHERE NOT EXISTS"
+                    " (SELECT FROM iterations_ite AS i WHERE i.mig_id = p.mig_id))"
+                )
+            )
+        before = print_of(url)
+        with pytest.raises(DataRefusedError, match="migrations_mig"):
+            migrate.upgrade(PROJECT, url, SCENARIO.after, x=ONLINE)
+        assert fingerprint_diff(before, print_of(url)) == []
+
+
+def test_user_triggers_of_the_child_refuse_online_mode(
+    lossless_server: Server, template: str
+) -> None:
+    """The batches and the mirrors write the child's rows: its enabled user triggers would
+    fire on each (a plain run keeps them quiet in its own transaction)."""
+    with copy_of(lossless_server, template) as url:
+        with engine_on(url) as engine, engine.begin() as conn:
+            conn.execute(
+                text(
+                    "CREATE FUNCTION audit() RETURNS trigger LANGUAGE plpgsql AS"
+                    " $$BEGIN RETURN NEW; END$$;"
+                    " CREATE TRIGGER audit BEFORE UPDATE ON iterations_ite"
+                    " FOR EACH ROW EXECUTE FUNCTION audit()"
+                )
+            )
+        before = print_of(url)
+        with pytest.raises(UsageError, match=r"iterations_ite has enabled triggers \(audit\)"):
+            migrate.upgrade(PROJECT, url, SCENARIO.after, x=ONLINE)
+        assert fingerprint_diff(before, print_of(url)) == []
+        migrate.upgrade(PROJECT, url, SCENARIO.after)  # a plain run keeps them quiet
