@@ -26,6 +26,7 @@ from toolkit.errors import DataRefusedError, UsageError
 from toolkit.migrate import Project
 from toolkit.postgres import Server, scratch_database
 from toolkit.postgres.url import libpq_url
+from toolkit.roundtrip import run_scenario_roundtrip
 from toolkit.verify.fingerprint import fingerprint, fingerprint_diff
 
 SCENARIO = get_scenario("iteration-decoupling")
@@ -271,3 +272,9 @@ def test_user_triggers_of_the_child_refuse_online_mode(
             migrate.upgrade(PROJECT, url, SCENARIO.after, x=ONLINE)
         assert fingerprint_diff(before, print_of(url)) == []
         migrate.upgrade(PROJECT, url, SCENARIO.after)  # a plain run keeps them quiet
+
+
+def test_a_round_trip_with_online_upgrades_passes_the_verifier(lossless_server: Server) -> None:
+    report = run_scenario_roundtrip(SCENARIO, lossless_server.url, rows=60, seed=2, online=True)
+    assert report.ok, report.render()
+    assert f"every upgrade to {SCENARIO.after} ran in online mode (-x online=true)" in report.notes
