@@ -133,6 +133,7 @@ class LosslessOperations(Operations):
         fill_value: str | None = ...,
         primary_key: str | tuple[str, ...] | None = ...,
         schema: str | None = ...,
+        online: bool | None = ...,
     ) -> OpResult:
         """Re-add ``table.column`` (type ``type_``) from ``jsonb_column -> key`` and remove
         the key; JSONB that was SQL NULL before the stash becomes NULL again.

@@ -41,7 +41,15 @@ from toolkit.lock_retries import with_lock_retries
 from toolkit.ops.base import LosslessOperation, Plan
 from toolkit.ops.results import OpResult, log
 from toolkit.ops.runtime import Runner
-from toolkit.ops.steps import ConcurrentIndex, NotNull, OnlineSteps, Run, Step, merged_locks
+from toolkit.ops.steps import (
+    CheckedByForeignKeys,
+    ConcurrentIndex,
+    NotNull,
+    OnlineSteps,
+    Run,
+    Step,
+    merged_locks,
+)
 from toolkit.sql import online as osql
 from toolkit.sql.idents import Sql
 from toolkit.sql.lookups import regclass
@@ -250,6 +258,11 @@ def _check(runner: Runner, jobs: Sequence[_Job]) -> None:
         job.plan.refuse(named)
         for checks in job.plan.checks():
             named.check(checks)
+        # What a plain run lets its new foreign keys check: online they come after the
+        # backfill, so these refusals run now, before the first change.
+        for step in job.plan.steps():
+            if isinstance(step, CheckedByForeignKeys):
+                named.check(step.checks)
 
 
 def _refuse_user_triggers(runner: Runner, steps: OnlineSteps) -> None:

@@ -24,6 +24,7 @@ from toolkit.ops.base import (
     lossless_operation,
     name_of,
 )
+from toolkit.ops.column_online import online_column
 from toolkit.ops.columns import (
     ColumnPlan,
     NamedForeignKey,
@@ -43,10 +44,14 @@ from toolkit.ops.jsonb_slot import (
 )
 from toolkit.ops.policies import MissingPolicy
 from toolkit.ops.runtime import Runner
-from toolkit.ops.steps import CheckedByForeignKeys, Run, Step, TableLock
+from toolkit.ops.steps import CheckedByForeignKeys, Measure, OnlineSteps, Run, Step, TableLock, runs
+from toolkit.sql import ddl
 from toolkit.sql.checks import CheckSet, key_text
-from toolkit.sql.idents import type_sql
+from toolkit.sql.idents import Sql, type_sql
 from toolkit.sql.jsonb_slot import JsonbSlot
+from toolkit.sql.online import create_mirror, drop_mirror
+from toolkit.sql.planner import nested_loops_back, nested_loops_off
+from toolkit.sql.stash import drop_stash_if_empty
 
 
 @lossless_operation("restore_column_from_jsonb")
@@ -87,6 +92,7 @@ class RestoreColumnFromJsonbOp(LosslessOperation):
     fill_value: str | None = None
     primary_key: str | tuple[str, ...] | None = None
     schema: str | None = None
+    online: bool | None = None
 
     def __post_init__(self) -> None:
         self.policy  # noqa: B018  (a bad policy is a usage error when the op is built)
@@ -211,6 +217,77 @@ class RestorePlan(Plan):
             CheckedByForeignKeys(self.orphans(), (Run(target.add()), *restore, *finish)),
             *forget,
         ]
+
+    def online_steps(self) -> OnlineSteps:
+        """Expand: the column (nullable, no default) and a mirror trigger that restores
+        what the application writes under the key; batches move the values and remove
+        the key row by row as the plain run does; the column's constraints and objects
+        without long locks (``toolkit.ops.column_online``); the contract forgets the
+        record. Abort puts the values back under the key and drops the column."""
+        slot, target, schema = self.slot, self.target, self.slot.schema
+        if not target.nullable and self.policy.mode != "refuse":
+            raise UsageError(
+                f"online mode: {target.where} with on_missing={self.policy.mode!r}: run this"
+                " operation without online mode (online, rows with nothing to restore are"
+                " refused before any change)"
+            )
+        column = online_column(target)
+        mirror = runs(drop_mirror(self.table, self.column, schema=schema))
+        return OnlineSteps(
+            table=self.table,
+            column=self.column,
+            schema=schema,
+            keys=slot.key_columns,
+            expand_locks=(TableLock(schema, self.table, "ACCESS EXCLUSIVE"),),
+            expand=(Run(target.add()), *runs(self._mirror())),
+            batch=self._batch,
+            constraints=column.constraints,
+            indexes=column.indexes,
+            not_null=column.not_null,
+            measures=(Measure(slot.holding_count(), "missing"),),
+            contract_locks=(TableLock(schema, self.table, "ACCESS EXCLUSIVE"),),
+            contract=(*mirror, *column.contract, *self._forget()),
+            abort=(
+                *mirror,
+                Run(slot.write_values()),
+                Run(ddl.drop_column(self.table, self.column, schema=schema)),
+            ),
+            writes_source=True,
+        )
+
+    def _mirror(self) -> list[Sql]:
+        return create_mirror(
+            self.table,
+            self.column,
+            schema=self.slot.schema,
+            timing="BEFORE",
+            events=("INSERT", "UPDATE"),
+            columns=(self.slot.jsonb_column,),
+            body=self.slot.restore_mirror_body(self.target.type_text, marks=bool(self.stash)),
+        )
+
+    def _batch(self, where: Sql) -> list[Step]:
+        """The plain run's restore, for the rows ``where`` selects."""
+        slot, type_text = self.slot, self.target.type_text
+        values = Run(slot.restore_values(type_text, row_filter=where), "restored")
+        if not self.stash:
+            return [values]
+        return [
+            Run(nested_loops_off()),
+            Run(slot.restore_null_jsonb(type_text, row_filter=where), "restored"),
+            Run(nested_loops_back()),
+            values,
+        ]
+
+    def _forget(self) -> list[Step]:
+        """The key, its marks and the column's record leave the stash (and so does the
+        stash table, once empty)."""
+        slot, schema = self.slot, self.slot.schema
+        forget = forget_recorded(self.table, self.column, schema=schema, stash=self.stash)
+        if not self.stash:  # the expand made it for the progress of online mode
+            return [Run(drop_stash_if_empty(schema))]
+        keys = [Run(slot.unregister_key()), Run(slot.forget_marks_if_nothing_stashed())]
+        return [*keys, *forget]
 
     def report(self, tallies: Mapping[str, int]) -> tuple[dict[str, int], list[str]]:
         counts, notes = self.target.finish_report(self.policy, tallies)

@@ -255,15 +255,17 @@ class JsonbSlot:
             v=self.value,
         )
 
-    def decoded(self, type_text: str) -> Sql:
-        """The stashed value cast back to ``type_text`` (the column must exist again).
+    def decoded(self, type_text: str, alias: str = "t") -> Sql:
+        """The stashed value cast back to ``type_text`` (the column must exist again);
+        ``alias``: the row it is read from (``new`` in a trigger).
 
         Scalars go through their text form, which ``to_jsonb`` wrote exactly (uuid,
         timestamps with their offset, numeric with its scale...), and so do arrays with
         other lower bounds (``stashed_value``). Arrays and composites go
         through ``jsonb_populate_record`` on the table's own row type, JSON types as is.
         """
-        raw = sql.SQL("({} -> {})").format(self.jsonb, literal(self.key))
+        j = column_of(alias, self.jsonb_column)
+        raw = sql.SQL("({} -> {})").format(j, literal(self.key))
         type_ = type_clause(type_text)
         if is_json_type(type_text):
             return sql.SQL("{}::{}").format(raw, type_)
@@ -276,7 +278,7 @@ class JsonbSlot:
             ref=self.ref,
             col=literal(self.column),
             c=ident(self.column),
-            j=self.jsonb,
+            j=j,
             k=literal(self.key),
             type=type_,
         )
@@ -287,7 +289,9 @@ class JsonbSlot:
             value = sql.SQL("COALESCE({}, {})").format(self.value, value)
         return value
 
-    def restore_null_jsonb(self, type_text: str, *, keep_existing: bool = False) -> Sql:
+    def restore_null_jsonb(
+        self, type_text: str, *, keep_existing: bool = False, row_filter: Sql | None = None
+    ) -> Sql:
         """Restore the value of marked rows that the key's removal leaves exactly ``{}``,
         and give their JSONB back its SQL NULL (run before ``restore_values``, without
         nested loops: see ``nested_loops_off``).
@@ -302,7 +306,7 @@ class JsonbSlot:
             "UPDATE {source} SET {col} = {value}, {jcol} = NULL FROM {stash} AS s"
             " WHERE {mark} AND s.row_key = {row_key} AND {holds}"
             # the key alone: it leaves {} (and no error on a scalar, whatever the order)
-            " AND {j} = jsonb_build_object({k}, {j} -> {k})"
+            " AND {j} = jsonb_build_object({k}, {j} -> {k}){f}"
         ).format(
             source=self.source,
             col=ident(self.column),
@@ -314,14 +318,17 @@ class JsonbSlot:
             holds=self.holds_key,
             j=self.jsonb,
             k=literal(self.key),
+            f=self._and(row_filter),
         )
 
-    def restore_values(self, type_text: str, *, keep_existing: bool = False) -> Sql:
+    def restore_values(
+        self, type_text: str, *, keep_existing: bool = False, row_filter: Sql | None = None
+    ) -> Sql:
         """Move the stashed values back into the column and remove the key.
 
         ``keep_existing``: a value the column already holds wins over the stashed one.
         """
-        return sql.SQL("UPDATE {} SET {} = {}, {} = {} - {} WHERE {}").format(
+        return sql.SQL("UPDATE {} SET {} = {}, {} = {} - {} WHERE {}{}").format(
             self.source,
             ident(self.column),
             self._restored(type_text, keep_existing),
@@ -329,7 +336,47 @@ class JsonbSlot:
             self.jsonb,
             literal(self.key),
             self.holds_key,
+            self._and(row_filter),
         )
+
+    def restore_mirror_body(self, type_text: str, *, marks: bool) -> Sql:
+        """The body of the BEFORE trigger that restores each value the application writes
+        under the key while online mode empties it: the row ends as ``restore_null_jsonb``
+        + ``restore_values`` would leave it (the value in the column, the key gone, SQL
+        NULL back for a marked JSONB left exactly ``{}``). ``marks``: the stash exists (it
+        may hold marks). A row written without the key keeps the column it was given."""
+        marked: Sql = sql.SQL("FALSE")
+        if marks:
+            marked = sql.SQL(
+                "NEW.{jcol} = jsonb_build_object({k}, NEW.{jcol} -> {k})"
+                " AND EXISTS (SELECT FROM {stash} AS s WHERE {mark} AND s.row_key = {row_key})"
+            ).format(
+                jcol=ident(self.jsonb_column),
+                k=literal(self.key),
+                stash=stash_ref(self.schema),
+                mark=self._mark("s"),
+                row_key=row_key_json("new", self.key_columns),
+            )
+        return sql.SQL(
+            "IF jsonb_typeof(NEW.{jcol}) = 'object' AND NEW.{jcol} ? {k} THEN\n"
+            "  NEW.{col} := {value};\n"
+            "  IF {marked} THEN\n"
+            "    NEW.{jcol} := NULL;\n"
+            "  ELSE\n"
+            "    NEW.{jcol} := NEW.{jcol} - {k};\n"
+            "  END IF;\n"
+            "END IF;\nRETURN NEW;"
+        ).format(
+            jcol=ident(self.jsonb_column),
+            k=literal(self.key),
+            col=ident(self.column),
+            value=self.decoded(type_text, "new"),
+            marked=marked,
+        )
+
+    def holding_count(self) -> Sql:
+        """How many rows still hold the key (values not yet back in the column)."""
+        return sql.SQL("SELECT count(*) FROM {} WHERE {}").format(self.source, self.holds_key)
 
     def pending_count(self) -> Sql:
         """How many rows hold a stashed value their (re-added) column does not have yet."""
