@@ -184,6 +184,13 @@ def refuse_if_under_way(runner: Runner, operations: Sequence[LosslessOperation])
             )
 
 
+def under_way(runner: Runner, operation: LosslessOperation) -> bool:
+    """Whether an online run of ``operation`` is under way (its progress row exists): its
+    expand's structures are there, and resolving it again must expect them."""
+    state = _progress(runner, operation)
+    return bool(state) and state.get("operation", operation.name) == operation.name
+
+
 def _refuse_other_run(operation: LosslessOperation, state: Mapping[str, Any]) -> None:
     """The progress row of this column belongs to another operation's online run."""
     other = state.get("operation")

@@ -13,7 +13,7 @@ from typing import Any
 from psycopg import sql
 
 from toolkit.errors import UsageError
-from toolkit.ops import reflect
+from toolkit.ops import online, reflect
 from toolkit.ops.base import (
     FROM_RECORD,
     FromRecord,
@@ -48,7 +48,7 @@ from toolkit.ops.steps import CheckedByForeignKeys, Measure, OnlineSteps, Run, S
 from toolkit.sql import ddl
 from toolkit.sql.checks import CheckSet, key_text
 from toolkit.sql.idents import Sql, type_sql
-from toolkit.sql.jsonb_slot import JsonbSlot
+from toolkit.sql.jsonb_slot import JsonbSlot, restore_batch_marker
 from toolkit.sql.online import create_mirror, drop_mirror
 from toolkit.sql.planner import nested_loops_back, nested_loops_off
 from toolkit.sql.stash import drop_stash_if_empty
@@ -140,7 +140,11 @@ class RestoreColumnFromJsonbOp(LosslessOperation):
         where = f"{self.table}.{self.column}"
         runner.require_online_args(where, primary_key=self.primary_key)
         keys = key_columns(runner, self.table, self.primary_key, self.schema)
-        if not runner.offline and reflect.column(runner, self.table, self.column, self.schema):
+        if (
+            not runner.offline
+            and reflect.column(runner, self.table, self.column, self.schema)
+            and not online.under_way(runner, self)  # the online run's expand added it
+        ):
             raise UsageError(f"restore_column_from_jsonb: column {where} already exists")
         check_jsonb_column(runner, self.table, self.jsonb_column, self.schema)
         column = resolve_column(
@@ -271,8 +275,9 @@ class RestorePlan(Plan):
         slot, type_text = self.slot, self.target.type_text
         values = Run(slot.restore_values(type_text, row_filter=where), "restored")
         if not self.stash:
-            return [values]
+            return [Run(restore_batch_marker()), values]
         return [
+            Run(restore_batch_marker()),
             Run(nested_loops_off()),
             Run(slot.restore_null_jsonb(type_text, row_filter=where), "restored"),
             Run(nested_loops_back()),

@@ -26,6 +26,16 @@ from toolkit.sql.lookups import regclass
 from toolkit.sql.stash import STASHED_KEY, WAS_NULL, entry, row_key_json, stash_ref
 
 
+#: Set (transaction-local) by a restore's online batch: the restore mirrors leave its rows
+#: alone (each restore's own batches move its key, and count what they moved).
+_BATCH_SETTING = "lossless.online_restore_batch"
+
+
+def restore_batch_marker() -> Sql:
+    """Mark the transaction as a restore batch for the rest of it (see ``_BATCH_SETTING``)."""
+    return sql.SQL("SELECT set_config({}, 'on', true)").format(literal(_BATCH_SETTING))
+
+
 @dataclass(frozen=True)
 class JsonbSlot:
     """Where a column's values live while stashed: ``table.jsonb_column -> key``.
@@ -358,6 +368,7 @@ class JsonbSlot:
                 row_key=row_key_json("new", self.key_columns),
             )
         return sql.SQL(
+            "IF current_setting({batch}, true) = 'on' THEN\n  RETURN NEW;\nEND IF;\n"
             "IF jsonb_typeof(NEW.{jcol}) = 'object' AND NEW.{jcol} ? {k} THEN\n"
             "  NEW.{col} := {value};\n"
             "  IF {marked} THEN\n"
@@ -372,6 +383,7 @@ class JsonbSlot:
             col=ident(self.column),
             value=self.decoded(type_text, "new"),
             marked=marked,
+            batch=literal(_BATCH_SETTING),
         )
 
     def holding_count(self) -> Sql:
