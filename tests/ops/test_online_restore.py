@@ -13,12 +13,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from tests.cli.conftest import engine_on
@@ -103,7 +101,7 @@ def test_abort_after_the_values_moved_gives_the_stashed_state_back(
             held = conn.execute("SELECT count(*) FROM items WHERE metadata ? 'legacy_code'")
             assert held.fetchone() == (0,)
         assert "table lossless_online" in _leftovers(url)
-        with pytest.raises(OnlineAbortedError, match="undone: Restore items.goal_id"):
+        with pytest.raises(OnlineAbortedError, match=r"undone: Restore items\.goal_id"):
             migrate.downgrade(restore_project, url, R1, x={"online": "abort"})
         assert fingerprint_diff(before, _fingerprint(url)) == []
         assert _leftovers(url) == []
@@ -208,7 +206,7 @@ class Writer:
             note = step
             change = {"w": step}
         done = conn.execute(
-            "UPDATE items SET metadata = coalesce(metadata, '{}') || %s::jsonb"
+            "UPDATE items SET metadata = coalesce(metadata, '{}') || %s::jsonb"  # noqa: S608
             " WHERE id = %s AND " + _WHILE_MIRRORED,
             (psycopg.types.json.Jsonb(change), item),
         ).rowcount
@@ -264,7 +262,8 @@ def test_writes_during_an_online_restore_are_all_reflected(
             }
             assert found == expected
             assert conn.execute(
-                "SELECT count(*) FROM items WHERE metadata ?| array['legacy_goal_id', 'legacy_code']"
+                "SELECT count(*) FROM items"
+                " WHERE metadata ?| array['legacy_goal_id', 'legacy_code']"
             ).fetchone() == (0,)
         assert migrate.current(restore_project, url) == (R1,)
         assert _leftovers(url) == []

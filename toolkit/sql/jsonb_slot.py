@@ -25,7 +25,6 @@ from toolkit.sql.idents import (
 from toolkit.sql.lookups import regclass
 from toolkit.sql.stash import STASHED_KEY, WAS_NULL, entry, row_key_json, stash_ref
 
-
 #: Set (transaction-local) by a restore's online batch: the restore mirrors leave its rows
 #: alone (each restore's own batches move its key, and count what they moved).
 _BATCH_SETTING = "lossless.online_restore_batch"
