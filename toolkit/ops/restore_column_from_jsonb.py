@@ -253,6 +253,7 @@ class RestorePlan(Plan):
             contract=(*mirror, *column.contract, *self._forget()),
             abort=(
                 *mirror,
+                Run(restore_batch_marker()),  # the other restores' mirrors stay out of it
                 Run(slot.write_values()),
                 Run(ddl.drop_column(self.table, self.column, schema=schema)),
             ),
