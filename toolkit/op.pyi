@@ -22,8 +22,8 @@ class LosslessOperations(Operations):
         referent_table: str | None = ...,
         referent_key: str | None = ...,
         unique_name: str | None = ...,
-        ondelete: str | None = ...,
-        index: bool = ...,
+        ondelete: str | FromRecord | None = ...,
+        index: bool | FromRecord = ...,
         owner_key: str | None = ...,
         schema: str | None = ...,
         online: bool | None = ...,
@@ -38,7 +38,11 @@ class LosslessOperations(Operations):
         ``ix_<junction>_<column>`` on each. Rows are loaded into the bare table first, then
         constrained. The column's foreign keys (looked up by name) and the column are
         dropped; its definition is recorded so ``collapse_junction_to_fk`` can restore it.
-        Links a previous collapse kept (``keep_extra_links``) come back verbatim.
+        Links a previous collapse kept (``keep_extra_links``) come back verbatim. A junction
+        a collapse recorded (it was not made by a promote) comes back exactly as it was (its
+        definition, names and links), and ``ondelete``, ``index`` and the other junction
+        arguments are then compared with the record (a contradiction is refused);
+        ``FROM_RECORD`` is, without a record, ``ondelete="CASCADE"`` and ``index=True``.
         Online, ``owner_key`` (the table's primary key) and ``referent_table``/``referent_key``
         (the column's foreign key) are reflected; offline they must be given."""
 
@@ -66,8 +70,8 @@ class LosslessOperations(Operations):
         keep_extra_links: bool = ...,
         drop_payload: tuple[str, ...] = ...,
         unique_name: str | None = ...,
-        junction_ondelete: str | None = ...,
-        index: bool = ...,
+        junction_ondelete: str | FromRecord | None = ...,
+        index: bool | FromRecord = ...,
         owner_key: str | None = ...,
         schema: str | None = ...,
     ) -> OpResult:
@@ -90,7 +94,11 @@ class LosslessOperations(Operations):
         raises before any change; ``"keep_null"`` leaves them NULL and the column nullable;
         ``"fill"`` sets ``fill_value``. ``unique_name``, ``junction_ondelete`` and ``index``
         describe the junction for ``reverse()``. ``owner_key`` (the table's primary key) is
-        reflected online; offline ``owner_key`` and ``type_`` are required."""
+        reflected online; offline ``owner_key`` and ``type_`` are required. A junction the
+        toolkit did not make (no record of ``table.column`` in the stash), and any junction
+        with ``keep_extra_links``, is recorded, its definition and the first link of every
+        owner, so that the promote back gives it back exactly
+        (``toolkit.sql.junction_record``); not with ``drop_payload``."""
 
     def stash_column_in_jsonb(
         self,

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
+from psycopg import sql
+
 from toolkit.errors import UsageError
 from toolkit.ops import reflect
 from toolkit.ops.base import (
@@ -40,8 +42,13 @@ from toolkit.ops.steps import Measure, Run, Step, TableLock
 from toolkit.sql import ddl
 from toolkit.sql.checks import CheckSet, key_text
 from toolkit.sql.ddl import ForeignKeySpec
-from toolkit.sql.idents import table_as_t, type_sql
+from toolkit.sql.idents import Sql, table_as_t, type_sql
 from toolkit.sql.junction import CREATED_AT_COLUMN, ID_COLUMN, JunctionShape
+from toolkit.sql.junction_record import (
+    forget_junction,
+    junction_recorded_unless,
+    record_junction,
+)
 from toolkit.sql.stash import analyze_stash, ensure_stash, forget
 
 
@@ -67,7 +74,11 @@ class CollapseJunctionToFkOp(LosslessOperation):
     raises before any change; ``"keep_null"`` leaves them NULL and the column nullable;
     ``"fill"`` sets ``fill_value``. ``unique_name``, ``junction_ondelete`` and ``index``
     describe the junction for ``reverse()``. ``owner_key`` (the table's primary key) is
-    reflected online; offline ``owner_key`` and ``type_`` are required.
+    reflected online; offline ``owner_key`` and ``type_`` are required. A junction the
+    toolkit did not make (no record of ``table.column`` in the stash), and any junction
+    with ``keep_extra_links``, is recorded, its definition and the first link of every
+    owner, so that the promote back gives it back exactly
+    (``toolkit.sql.junction_record``); not with ``drop_payload``.
     """
 
     junction: str
@@ -92,8 +103,8 @@ class CollapseJunctionToFkOp(LosslessOperation):
     keep_extra_links: bool = False
     drop_payload: tuple[str, ...] = ()
     unique_name: str | None = None
-    junction_ondelete: str | None = "CASCADE"
-    index: bool = True
+    junction_ondelete: str | FromRecord | None = FROM_RECORD
+    index: bool | FromRecord = FROM_RECORD
     owner_key: str | None = None
     schema: str | None = None
 
@@ -157,6 +168,10 @@ class CollapseJunctionToFkOp(LosslessOperation):
                 raise UsageError(f"collapse_junction_to_fk: column {where} already exists")
             owner_key = owner_key or reflect.single_key(runner, self.table, self.schema)
         assert owner_key is not None
+        records: bool | None = None
+        if not runner.offline:
+            made = reflect.recorded(runner, self.table, self.column, self.schema) is not None
+            records = self.keep_extra_links or not made
         return CollapsePlan(
             self.name,
             runner.offline,
@@ -169,6 +184,7 @@ class CollapseJunctionToFkOp(LosslessOperation):
             keep_extra_links=self.keep_extra_links,
             drop_payload=self.drop_payload,
             stash=stash_state(runner, self.schema),
+            records=False if self.drop_payload else records,
         )
 
     def _target(self, runner: Runner) -> ColumnPlan:
@@ -219,13 +235,25 @@ class CollapsePlan(Plan):
     keep_extra_links: bool
     drop_payload: tuple[str, ...]
     stash: bool | None
+    #: whether the junction is recorded for the promote back (it was not made by one):
+    #: known online, decided when the script runs offline (None)
+    records: bool | None = None
 
     def refuse(self, runner: Runner) -> None:
-        """Also refused: payload columns the junction would take with it (undeclared)."""
+        """Also refused: payload columns the junction would take with it (undeclared),
+        unless it is recorded for the promote back (payload included)."""
         super().refuse(runner)
         shape = self.shape
+        if self.records:
+            return
+        unless: Sql = sql.SQL("")
+        if self.records is None and not self.keep_extra_links:
+            unless = junction_recorded_unless(shape.owner_table, shape.column, shape.schema)
         known = [ID_COLUMN, shape.owner_column, shape.referent_column, CREATED_AT_COLUMN]
-        runner.execute(refuse_payload(runner, shape.name, known, self.drop_payload, shape.schema))
+        declared = self.drop_payload
+        runner.execute(
+            refuse_payload(runner, shape.name, known, declared, shape.schema, unless=unless)
+        )
 
     def dropped_references(self) -> list[tuple[str | None, str]]:
         # The junction goes, with its keys to the owner table and to the referent.
@@ -273,11 +301,18 @@ class CollapsePlan(Plan):
     def steps(self) -> list[Step]:
         shape, target, schema = self.shape, self.target, self.shape.schema
         steps: list[Step] = []
-        if self.keep_extra_links:
+        keep = self.keep_extra_links
+        if keep or self.records is not False:
+            table, column = target.table, target.column
+            kept = shape.keep_links(self.order_by)
+            if self.records is not False:
+                # with keep_extra_links and a record, it does not need keep_links any more
+                kept = record_junction(shape, self.order_by, keep_extra_links=keep)
             steps += [
                 Run(ensure_stash(schema)),
-                Run(forget("link", target.table, target.column, schema=schema)),
-                Run(shape.keep_links(self.order_by)),
+                Run(forget("link", table, column, schema=schema)),
+                Run(forget_junction(table, column, schema=schema)),
+                Run(kept),
                 Run(analyze_stash(schema)),  # the next promote joins the owners with it
             ]
         steps += [
@@ -293,7 +328,8 @@ class CollapsePlan(Plan):
         steps += target.finish_steps(self.policy, offline=self.offline)
         steps.append(Run(ddl.drop_table(shape.name, schema=schema)))
         # The stash exists now if this collapse kept links, whatever it was before.
-        stash = True if self.keep_extra_links and self.stash is False else self.stash
+        stashing = self.keep_extra_links or self.records is not False
+        stash = True if stashing and self.stash is False else self.stash
         return steps + forget_recorded(target.table, target.column, schema=schema, stash=stash)
 
     def report(self, tallies: Mapping[str, int]) -> tuple[dict[str, int], list[str]]:
@@ -317,6 +353,12 @@ class CollapsePlan(Plan):
             notes.append(
                 f"payload column(s) {names} dropped with {self.shape.name}:"
                 f" {counts['payload_dropped']} link(s) held a value there (declared)"
+            )
+        if self.records is False and not self.drop_payload:
+            notes.append(
+                f"the links' own id and created_at are not kept: {self.shape.name} was made by"
+                " promote_fk_to_junction, whose inverse this is (keep_extra_links=True keeps"
+                " them for the promote back)"
             )
         finish_counts, finish_notes = self.target.finish_report(self.policy, tallies)
         counts.update(finish_counts)

@@ -23,6 +23,7 @@ from toolkit.sql.dependents import (
 )
 from toolkit.sql.idents import Sql, literal
 
+_NOTHING = sql.SQL("")
 _DEPENDENTS_REMEDY = (
     "drop them before the operation and re-create them after it (in the same revision),"
     " or change them so that they no longer use the column"
@@ -97,33 +98,57 @@ def refuse_hidden_rows(runner: Runner, tables: list[tuple[str | None, str]]) -> 
 
 
 def refuse_payload(
-    runner: Runner, junction: str, known: list[str], declared: tuple[str, ...], schema: str | None
+    runner: Runner,
+    junction: str,
+    known: list[str],
+    declared: tuple[str, ...],
+    schema: str | None,
+    *,
+    unless: Sql = _NOTHING,
 ) -> list[Step]:
     """Online: raise if ``junction`` has columns a collapse would drop (other than
-    ``known`` and the ``declared`` loss); offline: the guard."""
+    ``known`` and the ``declared`` loss); offline: the guard, which ``unless`` (PL/pgSQL
+    statements run first) can leave with ``RETURN``."""
     query = payload_columns(junction, [*known, *declared], schema)
     head = f"{junction} has payload column(s) "
     tail = " that the collapse would drop with it"
     remedy = (
-        "copy them elsewhere first, or declare their loss with drop_payload=(...) naming"
-        " each of them"
+        "copy them elsewhere first, collapse with keep_extra_links=True (the junction is"
+        " then recorded whole, payload included, for the promote back), or declare their"
+        " loss with drop_payload=(...) naming each of them"
     )
     if runner.offline:
         found = sql.SQL("string_agg(q.what, ', ')")
-        return [Run(_guard(query, found, runner.operation, head, tail, remedy))]
+        return [Run(_guard(query, found, runner.operation, head, tail, remedy, unless))]
     names = ", ".join(str(row[0]) for row in runner.rows(query))
     if names:
         raise UsageError(_message(runner.operation, head + names + tail, remedy))
     return []
 
 
-def _guard(query: Sql, found: Sql, operation: str, head: str, tail: str, remedy: str) -> Sql:
-    """A ``DO`` block raising the refusal if ``query`` finds anything when the script runs."""
+def _guard(
+    query: Sql,
+    found: Sql,
+    operation: str,
+    head: str,
+    tail: str,
+    remedy: str,
+    unless: Sql = _NOTHING,
+) -> Sql:
+    """A ``DO`` block raising the refusal if ``query`` finds anything when the script runs
+    (``unless``: statements run first, which may ``RETURN``)."""
     before, after = _message(operation, head + "\x00", remedy).split("\x00")
     return do_block(
         sql.SQL(
-            "DECLARE\n  found text;\nBEGIN\n  SELECT {found} INTO found FROM ({query}) AS q;\n"
+            "DECLARE\n  found text;\nBEGIN\n{unless}"
+            "  SELECT {found} INTO found FROM ({query}) AS q;\n"
             "  IF found IS NOT NULL THEN\n    RAISE EXCEPTION USING ERRCODE = 'check_violation',"
             " MESSAGE = {before} || found || {after};\n  END IF;\nEND"
-        ).format(found=found, query=query, before=literal(before), after=literal(tail + after))
+        ).format(
+            unless=unless,
+            found=found,
+            query=query,
+            before=literal(before),
+            after=literal(tail + after),
+        )
     )

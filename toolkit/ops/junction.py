@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from toolkit.ops.base import FROM_RECORD, FromRecord
 from toolkit.sql.junction import JunctionShape
 
 #: The default order of links, the first of which a collapse keeps.
@@ -26,13 +27,16 @@ class DescribesJunction(Protocol):
     @property
     def unique_name(self) -> str | None: ...
     @property
-    def index(self) -> bool: ...
+    def index(self) -> bool | FromRecord: ...
     @property
     def schema(self) -> str | None: ...
 
 
-def shape_of(op: DescribesJunction, owner_key: str, ondelete: str | None) -> JunctionShape:
-    """The junction ``op`` describes, its owner referenced through ``owner_key``."""
+def shape_of(
+    op: DescribesJunction, owner_key: str, ondelete: str | FromRecord | None
+) -> JunctionShape:
+    """The junction ``op`` describes, its owner referenced through ``owner_key``; what is
+    left to the record is the toolkit's own junction (``ON DELETE CASCADE``, indexes)."""
     return JunctionShape(
         name=op.junction,
         owner_table=op.table,
@@ -41,7 +45,7 @@ def shape_of(op: DescribesJunction, owner_key: str, ondelete: str | None) -> Jun
         referent_column=op.referent_column,
         owner_key=owner_key,
         unique_name=op.unique_name,
-        ondelete=ondelete,
-        index=op.index,
+        ondelete="CASCADE" if ondelete is FROM_RECORD else ondelete,
+        index=True if op.index is FROM_RECORD else op.index,
         schema=op.schema,
     )

@@ -12,10 +12,18 @@ from dataclasses import KW_ONLY, dataclass, replace
 from psycopg import sql
 
 from toolkit.errors import UsageError
-from toolkit.ops import reflect
-from toolkit.ops.base import FROM_RECORD, LosslessOperation, Plan, lossless_operation, name_of
+from toolkit.ops import junction_record, reflect
+from toolkit.ops.base import (
+    FROM_RECORD,
+    FromRecord,
+    LosslessOperation,
+    Plan,
+    lossless_operation,
+    name_of,
+)
 from toolkit.ops.columns import foreign_key_names, record_and_drop
 from toolkit.ops.junction import shape_of
+from toolkit.ops.junction_record import JunctionRecord
 from toolkit.ops.refusals import value_without_referent
 from toolkit.ops.runtime import Runner
 from toolkit.ops.steps import Measure, OnlineSteps, Run, Step, TableLock, runs
@@ -23,8 +31,13 @@ from toolkit.sql.checks import CheckSet, key_text
 from toolkit.sql.ddl import ForeignKeySpec
 from toolkit.sql.idents import Sql, table_as_t
 from toolkit.sql.junction import JunctionShape
+from toolkit.sql.junction_record import (
+    forget_junction,
+    load_recorded_links,
+    refuse_recorded_offline,
+)
 from toolkit.sql.online import create_mirror, drop_mirror
-from toolkit.sql.stash import ensure_stash, forget
+from toolkit.sql.stash import drop_stash_if_empty, ensure_stash, forget
 
 
 @lossless_operation("promote_fk_to_junction")
@@ -40,7 +53,11 @@ class PromoteFkToJunctionOp(LosslessOperation):
     ``ix_<junction>_<column>`` on each. Rows are loaded into the bare table first, then
     constrained. The column's foreign keys (looked up by name) and the column are
     dropped; its definition is recorded so ``collapse_junction_to_fk`` can restore it.
-    Links a previous collapse kept (``keep_extra_links``) come back verbatim.
+    Links a previous collapse kept (``keep_extra_links``) come back verbatim. A junction
+    a collapse recorded (it was not made by a promote) comes back exactly as it was (its
+    definition, names and links), and ``ondelete``, ``index`` and the other junction
+    arguments are then compared with the record (a contradiction is refused);
+    ``FROM_RECORD`` is, without a record, ``ondelete="CASCADE"`` and ``index=True``.
     Online, ``owner_key`` (the table's primary key) and ``referent_table``/``referent_key``
     (the column's foreign key) are reflected; offline they must be given.
     """
@@ -54,8 +71,8 @@ class PromoteFkToJunctionOp(LosslessOperation):
     referent_table: str | None = None
     referent_key: str | None = None
     unique_name: str | None = None
-    ondelete: str | None = "CASCADE"
-    index: bool = True
+    ondelete: str | FromRecord | None = FROM_RECORD
+    index: bool | FromRecord = FROM_RECORD
     owner_key: str | None = None
     schema: str | None = None
     online: bool | None = None
@@ -106,19 +123,24 @@ class PromoteFkToJunctionOp(LosslessOperation):
         if self.referent_table is not None:
             key = (self.referent_key,) if self.referent_key else ()
             referent = ForeignKeySpec.to(self.referent_table, key, self.schema)
-        owner_key, guaranteed, kept = self.owner_key, False, 0
+        owner_key, guaranteed, kept, record = self.owner_key, False, 0, None
         if not runner.offline:
             owner_key, referent, guaranteed, kept = self._reflect(runner, referent)
+            record = junction_record.read(runner, self.table, self.column, self.schema)
+        if record is not None:
+            junction_record.refuse_contradictions(record, self, f"{self.table}.{self.column}")
         assert owner_key is not None and referent is not None
+        ondelete = "CASCADE" if self.ondelete is FROM_RECORD else self.ondelete
         return PromotePlan(
             self.name,
             runner.offline,
             self.table,
             self.column,
             shape=shape_of(self, owner_key, self.ondelete),
-            referent=replace(referent, ondelete=self.ondelete, onupdate=None),
+            referent=replace(referent, ondelete=ondelete, onupdate=None),
             guaranteed=guaranteed,
             kept=kept,
+            record=record,
             fk_names=foreign_key_names(runner, self.table, self.column, self.schema),
         )
 
@@ -151,7 +173,9 @@ class PromotePlan(Plan):
     """A resolved ``promote_fk_to_junction``.
 
     ``guaranteed``: a validated foreign key already proves every value has its referent;
-    ``kept``: links a collapse kept (offline: unknown, so they are always looked for).
+    ``kept``: links a collapse kept (offline: unknown, so they are always looked for);
+    ``record``: the junction a collapse recorded (online), re-created instead of the
+    toolkit's own.
     """
 
     shape: JunctionShape
@@ -159,6 +183,7 @@ class PromotePlan(Plan):
     guaranteed: bool
     kept: int
     fk_names: tuple[str, ...]
+    record: JunctionRecord | None = None
 
     def __post_init__(self) -> None:
         self.constraints()  # built first: a name PostgreSQL would truncate fails now
@@ -183,6 +208,14 @@ class PromotePlan(Plan):
     def locks(self) -> list[TableLock]:
         return [TableLock(self.shape.schema, self.table)]
 
+    def refuse(self, runner: Runner) -> None:
+        """Also refused offline: a junction a collapse recorded (the script would make the
+        toolkit's junction instead of giving that one back)."""
+        super().refuse(runner)
+        if runner.offline:
+            guard = refuse_recorded_offline(self.table, self.column, schema=self.shape.schema)
+            runner.execute([Run(guard)])
+
     def checks(self) -> list[CheckSet]:
         if self.guaranteed:
             return []
@@ -192,6 +225,8 @@ class PromotePlan(Plan):
         return [CheckSet(source, key_text("t", (self.shape.owner_key,)), (orphans,))]
 
     def steps(self) -> list[Step]:
+        if self.record is not None:
+            return self._recorded_steps(self.record)
         shape, schema = self.shape, self.shape.schema
         steps: list[Step] = runs([shape.create_bare(), shape.shape_columns()])
         if self.use_kept:
@@ -203,7 +238,34 @@ class PromotePlan(Plan):
         steps += runs(self.constraints())
         return steps + record_and_drop(self.table, self.column, self.fk_names, schema=schema)
 
+    def _recorded_steps(self, record: JunctionRecord) -> list[Step]:
+        """The junction the collapse recorded, exactly: created bare from its record, its
+        identity positions set, its recorded links loaded verbatim (new links for owners
+        changed since), then its constraints, indexes and the rest; the record goes, and
+        the column's record too if there was none before the collapse."""
+        shape, table, column, schema = self.shape, self.table, self.column, self.shape.schema
+        steps: list[Step] = runs(
+            [sql.SQL(record.create), *map(sql.SQL, record.before_load), ensure_stash(schema)]
+        )
+        steps += [
+            Run(load_recorded_links(shape, self.referent), "restored"),
+            Run(shape.load_from_column(skip_kept=True), "moved"),
+        ]
+        steps += runs([forget("link", table, column, schema=schema)])
+        steps += runs([sql.SQL(statement) for statement in record.statements])
+        steps += record_and_drop(table, column, self.fk_names, schema=schema)
+        cleanup = [forget_junction(table, column, schema=schema)]
+        if not record.column_recorded:
+            cleanup.append(forget("column", table, column, schema=schema))
+        return steps + runs([*cleanup, drop_stash_if_empty(schema)])
+
     def online_steps(self) -> OnlineSteps:
+        if self.record is not None:
+            raise UsageError(
+                f"promote_fk_to_junction: {self.shape.name} was recorded by a collapse and"
+                " online mode would re-create the toolkit's junction instead: run it without"
+                " online mode"
+            )
         shape, schema = self.shape, self.shape.schema
         source = TableLock(schema, self.table, "ACCESS EXCLUSIVE")
         referent = TableLock(self.referent.referent_schema, self.referent.referent_table)

@@ -107,7 +107,10 @@ def needed_locks(
     strongest: dict[tuple[str, str], NeededLock] = {}
     for lock in wanted:
         key = (lock.schema, lock.table)
-        if key in created or lock.table == STASH_TABLE:
+        # an unqualified name after a qualified CREATE TABLE of it (a recorded definition
+        # is schema-qualified) is that new table
+        is_new = key in created or (not lock.schema and lock.table in {t for _, t in created})
+        if is_new or lock.table == STASH_TABLE:
             continue
         held = strongest.get(key)
         if held is None or LOCK_MODES.index(lock.mode) > LOCK_MODES.index(held.mode):

@@ -76,3 +76,11 @@ def restore(table: str, schema: str | None = None) -> Sql:
             setting=literal(_SETTING), rel=regclass(table, schema), key=literal(_key(table, schema))
         )
     )
+
+
+def saved_modes(table: str, schema: str | None = None) -> Sql:
+    """A jsonb expression: ``{trigger name: mode}`` of the triggers ``quiet(table)``
+    disabled in this transaction (``{}`` if none): what a record of the table must say."""
+    return sql.SQL(
+        "coalesce(nullif(current_setting({setting}, true), '')::jsonb -> {key}, '{{}}')"
+    ).format(setting=literal(_SETTING), key=literal(_key(table, schema)))

@@ -115,6 +115,16 @@ END
 $lossless$;
 
 DO $lossless$
+BEGIN
+  IF to_regclass('lossless_stash') IS NOT NULL THEN
+    IF EXISTS (SELECT FROM lossless_stash AS s WHERE s.kind = 'junction' AND s.table_name = 'targets' AND s.column_name = 'goal_id') THEN
+      RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'refused: promote_fk_to_junction: the junction of targets.goal_id was recorded by a collapse and this offline script would create the toolkit''s junction instead of giving it back: run the promote online';
+    END IF;
+  END IF;
+END
+$lossless$;
+
+DO $lossless$
 DECLARE
   n bigint;
   samples text;

@@ -44,11 +44,6 @@ def collapse(**extra: object) -> CollapseJunctionToFkOp:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="promote renames the unique constraint, regenerates id and created_at, drops"
-    " the index name and leaves lossless_stash",
-)
 def test_hand_made_junction_round_trip_is_exact(lossless_engine: Engine) -> None:
     setup(lossless_engine, JUNCTION)
 
