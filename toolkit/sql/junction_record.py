@@ -93,7 +93,8 @@ SELECT coalesce(jsonb_agg('SELECT setval(' || quote_literal(quote_ident(sn.nspna
 FROM pg_depend d JOIN pg_class sc ON sc.oid = d.objid AND sc.relkind = 'S'
 JOIN pg_namespace sn ON sn.oid = sc.relnamespace
 WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
-  AND d.refobjid = c.oid AND d.deptype = 'i' AND pg_sequence_last_value(sc.oid) IS NOT NULL
+  AND d.refobjid = c.oid AND d.refobjsubid > 0 AND d.deptype = 'i'
+  AND CASE WHEN sc.relkind = 'S' THEN pg_sequence_last_value(sc.oid) IS NOT NULL END
 """
 
 # The table's own objects, in the order they must be re-created once the links are back.
