@@ -14,7 +14,7 @@ from typing import Any
 from psycopg import sql
 
 from toolkit.errors import UsageError
-from toolkit.ops import reflect
+from toolkit.ops import junction_record, reflect
 from toolkit.ops.base import (
     FROM_RECORD,
     FromRecord,
@@ -245,6 +245,7 @@ class CollapsePlan(Plan):
         super().refuse(runner)
         shape = self.shape
         if self.records:
+            junction_record.refuse_generated(runner, shape.name, shape.schema)
             return
         unless: Sql = sql.SQL("")
         if self.records is None and not self.keep_extra_links:
@@ -356,9 +357,8 @@ class CollapsePlan(Plan):
             )
         if self.records is False and not self.drop_payload:
             notes.append(
-                f"the links' own id and created_at are not kept: {self.shape.name} was made by"
-                " promote_fk_to_junction, whose inverse this is (keep_extra_links=True keeps"
-                " them for the promote back)"
+                f"link ids and created_at not kept (this undoes the promote that made"
+                f" {self.shape.name}; keep_extra_links=True keeps them)"
             )
         finish_counts, finish_notes = self.target.finish_report(self.policy, tallies)
         counts.update(finish_counts)

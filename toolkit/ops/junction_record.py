@@ -14,11 +14,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg import sql
+
 from toolkit.errors import UsageError
 from toolkit.ops import reflect
 from toolkit.ops.runtime import Runner
 from toolkit.sql.idents import split_name
 from toolkit.sql.junction_record import recorded_junction
+from toolkit.sql.lookups import regclass
 
 #: ``confdeltype`` codes by the ``ON DELETE`` word.
 _ACTIONS = {"NO ACTION": "a", "RESTRICT": "r", "CASCADE": "c", "SET NULL": "n", "SET DEFAULT": "d"}
@@ -118,3 +121,19 @@ def _quoted(name: str) -> str:
     from toolkit.sql.idents import ident, render
 
     return render(ident(name))
+
+
+def refuse_generated(runner: Runner, junction: str, schema: str | None) -> None:
+    """Online: a junction to be recorded cannot have generated columns (their values could
+    not be inserted back): refused, naming them."""
+    query = sql.SQL(
+        "SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a"
+        " WHERE a.attrelid = {} AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> ''"
+    ).format(regclass(junction, schema))
+    names = runner.scalar(query)
+    if names:
+        raise UsageError(
+            f"refused: collapse_junction_to_fk: {junction} has generated column(s) {names},"
+            " which its record could not give back; drop them before the collapse and"
+            " re-create them after the promote back"
+        )

@@ -82,9 +82,15 @@ DO $lossless$
 DECLARE
   found text;
 BEGIN
+  IF to_regclass('lossless_stash') IS NULL THEN
+    RETURN;
+  END IF;
+  IF NOT EXISTS (SELECT FROM lossless_stash AS s WHERE s.kind = 'column' AND s.table_name = 'targets' AND s.column_name = 'goal_id') THEN
+    RETURN;
+  END IF;
   SELECT string_agg(q.what, ', ') INTO found FROM (SELECT a.attname::text AS what FROM pg_attribute a WHERE a.attrelid = to_regclass('target_goal_links') AND a.attnum > 0 AND NOT a.attisdropped AND a.attname::text NOT IN ('id', 'target_id', 'goal_id', 'created_at') ORDER BY a.attnum) AS q;
   IF found IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'refused: collapse_junction_to_fk: target_goal_links has payload column(s) ' || found || ' that the collapse would drop with it; copy them elsewhere first, or declare their loss with drop_payload=(...) naming each of them';
+    RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'refused: collapse_junction_to_fk: target_goal_links has payload column(s) ' || found || ' that the collapse would drop with it; copy them elsewhere first, collapse with keep_extra_links=True (the junction is then recorded whole, payload included, for the promote back), or declare their loss with drop_payload=(...) naming each of them';
   END IF;
 END
 $lossless$;
@@ -168,7 +174,8 @@ SELECT coalesce(jsonb_agg('SELECT setval(' || quote_literal(quote_ident(sn.nspna
 FROM pg_depend d JOIN pg_class sc ON sc.oid = d.objid AND sc.relkind = 'S'
 JOIN pg_namespace sn ON sn.oid = sc.relnamespace
 WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
-  AND d.refobjid = c.oid AND d.deptype = 'i' AND pg_sequence_last_value(sc.oid) IS NOT NULL
+  AND d.refobjid = c.oid AND d.refobjsubid > 0 AND d.deptype = 'i'
+  AND CASE WHEN sc.relkind = 'S' THEN pg_sequence_last_value(sc.oid) IS NOT NULL END
 ),
     'statements', coalesce((
         WITH stx AS (SELECT s.* FROM pg_statistic_ext s WHERE s.stxrelid = c.oid)
