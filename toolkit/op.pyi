@@ -226,6 +226,7 @@ class LosslessOperations(Operations):
         parent_key: str | None = ...,
         child_key: str | None = ...,
         schema: str | None = ...,
+        online: bool | None = ...,
     ) -> OpResult:
         """Give every ``parent`` row its first child's ``column`` value, then drop it from
         ``child``.

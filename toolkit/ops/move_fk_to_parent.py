@@ -42,9 +42,10 @@ from toolkit.ops.jsonb_slot import (
     restore_steps,
     stash_state,
 )
+from toolkit.ops.move_up_online import up_online_steps
 from toolkit.ops.policies import MissingPolicy
 from toolkit.ops.runtime import Runner
-from toolkit.ops.steps import CheckedByForeignKeys, Measure, Run, Step, TableLock
+from toolkit.ops.steps import CheckedByForeignKeys, Measure, OnlineSteps, Run, Step, TableLock
 from toolkit.sql.checks import CheckSet, key_text
 from toolkit.sql.family import Family
 from toolkit.sql.idents import type_sql
@@ -97,6 +98,7 @@ class MoveFkToParentOp(LosslessOperation):
     parent_key: str | None = None
     child_key: str | None = None
     schema: str | None = None
+    online: bool | None = None
 
     def __post_init__(self) -> None:
         if self.order_by is not None:
@@ -115,6 +117,10 @@ class MoveFkToParentOp(LosslessOperation):
     @property
     def stash_key(self) -> str:
         return self.key or legacy_key(self.new_column)
+
+    def progress_key(self) -> tuple[str, str, str | None]:
+        """Online mode's progress row: the parent's new column (its batches go by parent)."""
+        return self.parent, self.new_column, self.schema
 
     def reverse(self) -> LosslessOperation:
         """Move the column back down to the children."""
@@ -200,7 +206,8 @@ class MoveFkToParentOp(LosslessOperation):
         parent_key = parent_key_of(runner, self, self.parent_key)
         reflect.existing_column(runner, self.child, self.column, self.schema)
         check_jsonb_column(runner, self.parent, self.jsonb_column, self.schema)
-        if reflect.column(runner, self.parent, self.new_column, self.schema) is not None:
+        resuming = reflect.online_run_under_way(runner, self.parent, self.new_column, self.schema)
+        if reflect.column(runner, self.parent, self.new_column, self.schema) and not resuming:
             where = f"{self.parent}.{self.new_column}"
             raise UsageError(f"move_fk_to_parent: column {where} already exists")
         order_by = self.order_by
@@ -304,6 +311,9 @@ class ToParentPlan(Plan):
             target.table, target.column, schema=family.schema, stash=self.stash
         )
         return [CheckedByForeignKeys(self._source(orphans), filled), *drop, *forget]
+
+    def online_steps(self) -> OnlineSteps:
+        return up_online_steps(self)
 
     def report(self, tallies: Mapping[str, int]) -> tuple[dict[str, int], list[str]]:
         disagree, overridden = tallies.get("disagree", 0), tallies.get("overridden", 0)
