@@ -147,12 +147,20 @@ class Writer:
         elif action == "move" and owned:
             iteration = rng.choice(owned)
             conn.execute(
-                "UPDATE iterations_ite SET mig_id = %s WHERE ite_id = %s", (migration, iteration)
+                # Every statement names migrations_mig.plm_id: after the contract the old
+                # code stops (a write after it is no longer the plain run's input).
+                "UPDATE iterations_ite AS i SET mig_id = m.mig_id FROM migrations_mig AS m"
+                " WHERE m.mig_id = %s AND m.plm_id IS NOT NULL AND i.ite_id = %s",
+                (migration, iteration),
             )
             self.iterations[iteration] = migration
         elif action == "delete" and owned:
             iteration = owned.pop(rng.randrange(len(owned)))
-            conn.execute("DELETE FROM iterations_ite WHERE ite_id = %s", (iteration,))
+            conn.execute(
+                "DELETE FROM iterations_ite AS i USING migrations_mig AS m"
+                " WHERE i.ite_id = %s AND m.mig_id = i.mig_id AND m.plm_id IS NOT NULL",
+                (iteration,),
+            )
             self.iterations[iteration] = None
         elif action == "plan":
             conn.execute(
@@ -161,7 +169,8 @@ class Writer:
             self.plans[migration] = plan
         elif action == "metadata":
             conn.execute(
-                "UPDATE migrations_mig SET mig_metadata = %s WHERE mig_id = %s",
+                "UPDATE migrations_mig SET mig_metadata = %s WHERE mig_id = %s"
+                " AND plm_id IS NOT NULL",
                 (None if rng.random() < 0.5 else '{"w": 1}', migration),
             )
         else:
@@ -317,3 +326,166 @@ def test_online_move_to_parent_ends_as_the_plain_one(
         ]
         assert results[0].counts["restored"] > 0 and results[0].counts["lost"] > 0
         assert no_leftovers(online) == []
+
+
+@dataclass
+class UpWriter:
+    """Model C application code on migrations of its own: adds, moves and removes
+    iterations (never the last one of a migration without a kept plan), changes an
+    iteration's plan; keeps what it committed (iteration -> (migration, plan, created_at),
+    None: deleted)."""
+
+    url: str
+    number: int
+    of: int
+    stop: threading.Event
+    iterations: dict[str, tuple[str, str, Any] | None] = field(default_factory=dict)
+    committed: int = 0
+    error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # handed to the test
+            self.error = exc
+
+    def _loop(self) -> None:
+        rng = random.Random(self.number)
+        with psycopg.connect(libpq_url(self.url), autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT i.ite_id::text, i.mig_id::text, i.plm_id::text, i.created_at"
+                " FROM iterations_ite AS i ORDER BY 1"
+            ).fetchall()
+            kept = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT mig_id::text FROM migrations_mig WHERE mig_metadata ? 'legacy_plm_id'"
+                )
+            }
+            state = {
+                r[0]: (r[1], r[2], r[3])
+                for r in rows
+                if int(r[1][-2:], 16) % self.of == self.number
+            }
+            mine = sorted(
+                {m for m, _, _ in state.values()}
+                | {m for m in kept if int(m[-2:], 16) % self.of == self.number}
+            )
+            plans = [r[0] for r in conn.execute("SELECT plm_id::text FROM plans_master_plm")]
+            for _ in range(300):
+                if self.stop.is_set():
+                    return
+                try:
+                    self._one(conn, rng, mine, kept, state, plans)
+                except psycopg.errors.UndefinedColumn:
+                    return  # contracted: the old code's writes end here
+                self.committed += 1
+
+    def _one(
+        self,
+        conn: psycopg.Connection[Any],
+        rng: random.Random,
+        mine: list[str],
+        kept: set[str],
+        state: dict[str, tuple[str, str, Any]],
+        plans: list[str],
+    ) -> None:
+        action = rng.choice(("add", "add", "move", "delete", "plan"))
+        migration, plan = rng.choice(mine), rng.choice(plans)
+
+        def removable(iteration: str) -> bool:
+            owner = state[iteration][0]
+            return owner in kept or sum(1 for m, _, _ in state.values() if m == owner) > 1
+
+        candidates = [i for i in state if removable(i)]
+        if action == "add":
+            row = conn.execute(
+                "INSERT INTO iterations_ite (mig_id, ite_name, ite_type, plm_id)"
+                " VALUES (%s, 'w', 'DR', %s) RETURNING ite_id::text, created_at",
+                (migration, plan),
+            ).fetchone()
+            assert row is not None
+            state[row[0]] = (migration, plan, row[1])
+        elif action == "move" and candidates:
+            iteration = rng.choice(candidates)
+            conn.execute(
+                # Every statement names plm_id: after the contract the old code stops.
+                "UPDATE iterations_ite SET mig_id = %s WHERE ite_id = %s AND plm_id IS NOT NULL",
+                (migration, iteration),
+            )
+            state[iteration] = (migration, *state[iteration][1:])
+        elif action == "delete" and candidates:
+            iteration = rng.choice(candidates)
+            conn.execute(
+                "DELETE FROM iterations_ite WHERE ite_id = %s AND plm_id IS NOT NULL", (iteration,)
+            )
+            del state[iteration]
+            self.iterations[iteration] = None
+            return
+        elif action == "plan" and state:
+            iteration = rng.choice(sorted(state))
+            conn.execute(
+                "UPDATE iterations_ite SET plm_id = %s WHERE ite_id = %s", (plan, iteration)
+            )
+            state[iteration] = (state[iteration][0], plan, state[iteration][2])
+        else:
+            return
+        for iteration, values in state.items():
+            self.iterations[iteration] = values
+
+
+def test_writes_during_an_online_move_to_parent_are_all_reflected(
+    lossless_server: Server, upgraded: str
+) -> None:
+    with copy_of(lossless_server, upgraded) as url:
+        with psycopg.connect(libpq_url(url)) as conn:
+            iterations: dict[str, tuple[str, str, Any] | None] = {
+                r[0]: (r[1], r[2], r[3])
+                for r in conn.execute(
+                    "SELECT ite_id::text, mig_id::text, plm_id::text, created_at"
+                    " FROM iterations_ite"
+                )
+            }
+            kept = {
+                r[0]: r[1]
+                for r in conn.execute(
+                    "SELECT mig_id::text, mig_metadata ->> 'legacy_plm_id' FROM migrations_mig"
+                )
+            }
+        stop = threading.Event()
+        writers = [UpWriter(url, n, 3, stop) for n in range(3)]
+        threads = [threading.Thread(target=w.run) for w in writers]
+        for thread in threads:
+            thread.start()
+        try:
+            while sum(w.committed for w in writers) < 30 and all(t.is_alive() for t in threads):
+                stop.wait(0.01)
+            during = sum(w.committed for w in writers)
+            migrate.downgrade(PROJECT, url, SCENARIO.before, x={**ONLINE, "online_batch_size": "2"})
+            during = sum(w.committed for w in writers) - during
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+        assert [w.error for w in writers] == [None, None, None]
+        assert during > 0  # the application wrote while the downgrade ran
+        for writer in writers:
+            iterations.update(writer.iterations)
+        firsts: dict[str, tuple[Any, str, str]] = {}
+        for iteration, values in iterations.items():
+            if values is not None:
+                migration, plan, created = values
+                firsts[migration] = min(
+                    firsts.get(migration, (created, iteration, plan)), (created, iteration, plan)
+                )
+        expected = {m: (firsts[m][2] if m in firsts else k) for m, k in kept.items()}
+        with psycopg.connect(libpq_url(url)) as conn:
+            plans = {
+                r[0]: r[1]
+                for r in conn.execute("SELECT mig_id::text, plm_id::text FROM migrations_mig")
+            }
+            assert conn.execute(
+                "SELECT count(*) FROM migrations_mig WHERE mig_metadata ? 'legacy_plm_id'"
+            ).fetchone() == (0,)
+        assert plans == expected
+        assert no_leftovers(url) == []
