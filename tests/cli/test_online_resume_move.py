@@ -167,3 +167,126 @@ def test_abort_after_a_kill_gives_the_original_database_back(
             assert leftovers(conn) == []
             assert fingerprint_diff(original, fingerprint(conn)) == []
         assert migrate.current(PROJECT, url) == (SCENARIO.before,)
+
+
+# -- move_fk_to_parent: the downgrade -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def upgraded(lossless_server: Server, template: str) -> Iterator[str]:
+    """Model C after a plain upgrade."""
+    with copy_of(lossless_server, template) as url:
+        migrate.upgrade(PROJECT, url, SCENARIO.after)
+        name = url.rsplit("/", 1)[1]
+        with scratch_database(
+            lossless_server.url, prefix="lossless_resume_up", template=name
+        ) as up:
+            yield up
+
+
+#: The same waits, of the downgrade's session.
+DOWN_WAITING = text(str(WAITING).replace("lossless upgrade", "lossless downgrade"))
+DOWN_CONTRACT_WAITING = text(
+    str(CONTRACT_WAITING).replace("lossless upgrade", "lossless downgrade")
+)
+
+
+def _downgrade(url: str, *more: str) -> subprocess.Popen[str]:
+    return start_lossless(
+        "-s",
+        "iteration-decoupling",
+        "--url",
+        url,
+        "downgrade",
+        SCENARIO.before,
+        "--online",
+        "--batch-size",
+        "1",
+        *more,
+    )
+
+
+def _after_downgrade_rerun(server: Server, upgraded: str, url: str) -> None:
+    outcome = run_lossless(
+        "-s", "iteration-decoupling", "--url", url, "downgrade", SCENARIO.before, "--online"
+    )
+    assert outcome.code == 0, outcome
+    with engine_on(url) as engine, engine.connect() as conn:
+        assert leftovers(conn) == []
+    with copy_of(server, upgraded) as plain:
+        migrate.downgrade(PROJECT, plain, SCENARIO.before)
+        with engine_on(plain) as a, a.connect() as c1, engine_on(url) as b, b.connect() as c2:
+            assert fingerprint_diff(fingerprint(c1), fingerprint(c2)) == []
+
+
+def test_a_downgrade_killed_in_each_phase_resumes(lossless_server: Server, upgraded: str) -> None:
+    """Killed during its expand, its backfill, its constraints and its contract (each
+    time a rerun picks up), then completed: as a plain downgrade."""
+    with copy_of(lossless_server, upgraded) as url, engine_on(url) as engine:
+        with engine.connect() as conn:
+            before = fingerprint(conn)
+            conn.rollback()
+            with _holding(url, "LOCK TABLE iterations_ite IN ROW EXCLUSIVE MODE"):
+                process = _downgrade(url)
+                _until(conn, lambda: conn.execute(DOWN_WAITING).scalar() > 0, "expand wait")
+                _kill(process, conn)
+            conn.rollback()
+            assert fingerprint_diff(before, fingerprint(conn)) == []
+            conn.rollback()
+            process = _downgrade(url)
+            _until(conn, lambda: _rows_done(conn) >= 20, "20 batches")
+            _kill(process, conn)
+            conn.rollback()
+            assert conn.execute(ROWS_DONE).scalar() >= 20
+            conn.rollback()
+            with _holding(url, "LOCK TABLE plans_master_plm IN SHARE MODE"):
+                process = _downgrade(url)
+                _until(conn, lambda: conn.execute(DOWN_WAITING).scalar() > 0, "constraint wait")
+                _kill(process, conn)
+            conn.rollback()
+            with _holding(url, "SELECT count(*) FROM migrations_mig"):
+                process = _downgrade(url)
+                _until(
+                    conn, lambda: conn.execute(DOWN_CONTRACT_WAITING).scalar() > 0, "contract wait"
+                )
+                _kill(process, conn)
+            conn.rollback()
+            phases = conn.execute(
+                text("SELECT DISTINCT payload ->> 'phase' FROM lossless_online")
+            ).scalars()
+            assert set(phases) == {"constraints"}
+            assert migrate.current(PROJECT, url) == (SCENARIO.after,)
+        _after_downgrade_rerun(lossless_server, upgraded, url)
+
+
+def test_an_aborted_downgrade_gives_the_original_database_back(
+    lossless_server: Server, upgraded: str
+) -> None:
+    with copy_of(lossless_server, upgraded) as url, engine_on(url) as engine:
+        with engine.connect() as conn:
+            original = fingerprint(conn)
+            conn.rollback()
+            process = _downgrade(url)
+            _until(conn, lambda: _rows_done(conn) >= 40, "40 batches")
+            _kill(process, conn)
+            conn.rollback()
+            moved = conn.execute(
+                text("SELECT count(*) FROM migrations_mig WHERE lossless_kept_plm_id IS NOT NULL")
+            ).scalar()
+            assert moved > 0  # kept plans moved out of the metadata, to be put back
+        outcome = run_lossless(
+            "-s",
+            "iteration-decoupling",
+            "--url",
+            url,
+            "downgrade",
+            SCENARIO.before,
+            "--online",
+            "--abort",
+        )
+        assert outcome.code == 0, outcome
+        assert "online run aborted: undone: Move iterations_ite.plm_id up" in outcome.err
+        with engine.connect() as conn:
+            assert leftovers(conn) == []
+            assert fingerprint_diff(original, fingerprint(conn)) == []
+        assert migrate.current(PROJECT, url) == (SCENARIO.after,)
