@@ -283,10 +283,13 @@ def test_user_triggers_of_the_child_refuse_online_mode(
         migrate.upgrade(PROJECT, url, SCENARIO.after)  # a plain run keeps them quiet
 
 
-def test_a_round_trip_with_online_upgrades_passes_the_verifier(lossless_server: Server) -> None:
+def test_a_round_trip_online_passes_the_verifier(lossless_server: Server) -> None:
     report = run_scenario_roundtrip(SCENARIO, lossless_server.url, rows=60, seed=2, online=True)
     assert report.ok, report.render()
     assert f"every upgrade to {SCENARIO.after} ran in online mode (-x online=true)" in report.notes
+    assert f"every downgrade to {SCENARIO.before} ran in online mode (-x online=true)" in (
+        report.notes
+    )
 
 
 # -- move_fk_to_parent: the downgrade -------------------------------------------------------

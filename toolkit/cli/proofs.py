@@ -92,7 +92,8 @@ def diff(ctx: click.Context, first: Path, second: Path, as_json: bool) -> None:
 @click.option(
     "--online",
     is_flag=True,
-    help="Run the upgrades of a bundled scenario in online mode (docs/online.md).",
+    help="Run the upgrades of a bundled scenario in online mode, and its downgrades when"
+    " each of their operations has one (docs/online.md).",
 )
 @click.option(
     "--jobs",

@@ -31,6 +31,10 @@ from toolkit.ops.steps import OnlineSteps, Run, Step, TableLock
 from toolkit.sql import triggers
 from toolkit.sql.checks import CheckSet
 
+#: What the refusal of an operation without an online mode says (the round trip, asked
+#: for online mode, runs such a revision as usual).
+NO_ONLINE_MODE = "has no online mode yet"
+
 
 class FromRecord(enum.Enum):
     """The type of ``FROM_RECORD``."""
@@ -107,7 +111,7 @@ class Plan:
 
     def online_steps(self) -> OnlineSteps:
         """What this operation does in each phase of online mode (``toolkit.ops.online``)."""
-        raise UsageError(f"{self.operation} has no online mode yet: run it without online mode")
+        raise UsageError(f"{self.operation} {NO_ONLINE_MODE}: run it without online mode")
 
     def run(self, runner: Runner, *, description: str | None = None) -> OpResult:
         """Lock (the prelude), check, apply: one operation on its own."""

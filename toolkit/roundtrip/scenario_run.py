@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from toolkit import migrate
 from toolkit.migrate import Project
+from toolkit.ops.base import NO_ONLINE_MODE
 from toolkit.ops.results import OpResult
 from toolkit.roundtrip.report import LossCheck, RoundTripReport, StepReport, op_totals
 from toolkit.roundtrip.scratch import Scratch, ScratchDatabases
@@ -49,18 +50,27 @@ def run_scenario_roundtrip(
     so the database ``server_url`` names is never changed; it is dropped afterwards unless
     ``keep``. ``rows`` (0: no synthetic rows, e.g. on a clone of real data) and ``seed`` go
     to the scenario's seeder. ``online``: every upgrade to the scenario's ``after`` runs
-    in online mode (``toolkit.ops.online``; the downgrades have none yet).
+    in online mode (``toolkit.ops.online``), and so does every downgrade when each of its
+    operations has an online mode (else, refused before any change, it runs as usual).
     """
     started = time.perf_counter()
     with (
         ScratchDatabases(server_url, keep=keep) as databases,
         databases.connected("lossless_roundtrip", template=template) as db,
     ):
-        steps = _ScenarioRun(scenario, db, rows=rows, seed=seed, online=online).steps()
+        run = _ScenarioRun(scenario, db, rows=rows, seed=seed, online=online)
+        steps = run.steps()
         server = server_label(server_url, db.conn)
     notes = tuple(f"kept scratch database {name}" for name in databases.kept)
     if online:
         notes += (f"every upgrade to {scenario.after} ran in online mode (-x online=true)",)
+    if run.down_online:
+        notes += (f"every downgrade to {scenario.before} ran in online mode (-x online=true)",)
+    elif run.down_online is False:
+        notes += (
+            f"the downgrades to {scenario.before} ran as usual: an operation of the revision"
+            " has no online mode",
+        )
     return RoundTripReport(
         subject=scenario.name,
         kind="scenario",
@@ -83,6 +93,8 @@ class _ScenarioRun:
         self.scenario = scenario
         #: The ``-x`` options of the upgrades to ``after``.
         self.up_x = {"online": "true"} if online else None
+        #: Whether the downgrades ran online (None: not asked, or none ran).
+        self.down_online: bool | None = None
         self.db = db
         self.rows = rows
         self.seed = seed
@@ -93,6 +105,18 @@ class _ScenarioRun:
 
     def _upgrade_to_after(self) -> Migration:
         return run_migration("upgrade", self.project, self.db.url, self.scenario.after, self.up_x)
+
+    def _downgrade_to_before(self) -> Migration:
+        """Online as the upgrades when every operation of the downgrade has an online
+        mode; one without refuses before any change, and the downgrades then run as usual."""
+        before = self.scenario.before
+        if self.up_x is not None and self.down_online is not False:
+            migration = run_migration("downgrade", self.project, self.db.url, before, self.up_x)
+            if migration.error is None or NO_ONLINE_MODE not in migration.error:
+                self.down_online = True
+                return migration
+            self.down_online = False
+        return run_migration("downgrade", self.project, self.db.url, before)
 
     def steps(self) -> list[StepReport]:
         """Run the steps in order, stopping at the first one that cannot be built upon."""
@@ -173,7 +197,7 @@ class _ScenarioRun:
 
     def _downgrade(self, done: list[StepReport], s0: State) -> bool:
         started = time.perf_counter()
-        migration = run_migration("downgrade", self.project, self.db.url, self.scenario.before)
+        migration = self._downgrade_to_before()
         if migration.error is not None:
             done.append(_failed("downgrade", self.back, migration.seconds, migration.error))
             return False
@@ -250,7 +274,7 @@ class _ScenarioRun:
             error = f"a declared loss could not be counted: {describe_error(exc, self.db.url)}"
             done.append(_failed("new shape", self.back, time.perf_counter() - started, error))
             return
-        down = run_migration("downgrade", self.project, self.db.url, self.scenario.before)
+        down = self._downgrade_to_before()
         if down.error is not None:
             done.append(_failed("new shape", self.back, time.perf_counter() - started, down.error))
             return
