@@ -492,3 +492,25 @@ def test_writes_during_an_online_move_to_parent_are_all_reflected(
             ).fetchone() == (0,)
         assert plans == expected
         assert no_leftovers(url) == []
+
+
+def test_a_kept_plan_without_referent_is_refused_before_the_online_downgrade(
+    lossless_server: Server, upgraded: str
+) -> None:
+    """A plain downgrade's new foreign key would reject it; online, the foreign key comes
+    after the backfill, so the same refusal runs with the checks."""
+    with copy_of(lossless_server, upgraded) as url:
+        with engine_on(url) as engine, engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE migrations_mig SET mig_metadata = mig_metadata"
+                    ' || \'{"legacy_plm_id": "00000000-0000-0000-0000-000000000001"}\''
+                    " WHERE mig_id = (SELECT min(m.mig_id::text)::uuid FROM migrations_mig AS m"
+                    " WHERE m.mig_metadata ? 'legacy_plm_id' AND NOT EXISTS"
+                    " (SELECT FROM iterations_ite AS i WHERE i.mig_id = m.mig_id))"
+                )
+            )
+        before = print_of(url)
+        with pytest.raises(DataRefusedError, match="plans_master_plm.plm_id no longer has"):
+            migrate.downgrade(PROJECT, url, SCENARIO.before, x=ONLINE)
+        assert fingerprint_diff(before, print_of(url)) == []
