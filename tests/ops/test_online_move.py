@@ -511,6 +511,6 @@ def test_a_kept_plan_without_referent_is_refused_before_the_online_downgrade(
                 )
             )
         before = print_of(url)
-        with pytest.raises(DataRefusedError, match="plans_master_plm.plm_id no longer has"):
+        with pytest.raises(DataRefusedError, match=r"plans_master_plm\.plm_id no longer has"):
             migrate.downgrade(PROJECT, url, SCENARIO.before, x=ONLINE)
         assert fingerprint_diff(before, print_of(url)) == []
