@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from toolkit.errors import UsageError
+from toolkit.ops.column_online import online_column
 from toolkit.ops.columns import drop_with_foreign_keys, forget_recorded
-from toolkit.ops.steps import Measure, NotNull, OnlineSteps, Run, Step, TableLock, runs
+from toolkit.ops.steps import Measure, OnlineSteps, Run, TableLock, runs
 from toolkit.sql import ddl
 from toolkit.sql.family_up_online import UpMirror
 from toolkit.sql.idents import Sql
@@ -22,40 +23,14 @@ def up_mirror(plan: ToParentPlan) -> UpMirror:
 
 
 def _refuse(plan: ToParentPlan) -> None:
-    """What online mode cannot do without a long lock or a second pass: refused before
-    any change."""
+    """Rows written during the run would escape a fill: refused before any change."""
     target = plan.target
     if not target.nullable and plan.policy.mode != "refuse":
         raise UsageError(
             f"online mode: {target.where} with on_missing={plan.policy.mode!r}: run this"
-            " operation without online mode"
+            " operation without online mode (online, rows with nothing to restore are"
+            " refused before any change)"
         )
-    if target.attached or target.replay_attached:
-        raise UsageError(
-            f"online mode: {target.where} comes back with indexes, constraints or settings"
-            " recorded with it; run this operation without online mode"
-        )
-
-
-def _constraints(plan: ToParentPlan) -> tuple[list[tuple[str, str, Sql]], list[Step]]:
-    """The target's foreign keys: validated ones NOT VALID then validated, a recorded
-    NOT VALID one as recorded at the contract."""
-    target = plan.target
-    table, column, schema = target.table, target.column, target.schema
-    found = [
-        (table, name, ddl.add_foreign_key(table, [column], name, spec, schema=schema))
-        for name, spec in target.explicit_fks
-    ]
-    contract: list[Step] = []
-    for name, definition in target.recorded_fks:
-        added = ddl.add_constraint_definition(table, name, definition, schema=schema)
-        if definition.endswith(" NOT VALID"):
-            contract.append(Run(added))
-        else:
-            found.append((table, name, added))
-    if target.default is not None:
-        contract.append(Run(ddl.set_default(table, column, target.default, schema=schema)))
-    return found, contract
 
 
 def _mirrors(plan: ToParentPlan, *, drop: bool) -> list[Sql]:
@@ -89,11 +64,12 @@ def _mirrors(plan: ToParentPlan, *, drop: bool) -> list[Sql]:
 def up_online_steps(plan: ToParentPlan) -> OnlineSteps:
     """Expand: the parent's column and the kept column, the mirrors; batches by parent;
     the foreign keys and NOT NULL without long locks; the contract drops the mirrors, the
-    kept column, the child's column, and forgets the key and the record."""
+    kept column, the child's column, and forgets the key and the record. The column's
+    constraints and attached objects as ``toolkit.ops.column_online`` sorts them."""
     _refuse(plan)
     family, slot, target, schema = plan.family, plan.slot, plan.target, plan.family.schema
     mirror = up_mirror(plan)
-    constraints, finish = _constraints(plan)
+    finish = online_column(target)
     drop_mirrors = runs(_mirrors(plan, drop=True))
     parent = TableLock(schema, family.parent, "ACCESS EXCLUSIVE")
     child = TableLock(schema, family.child, "ACCESS EXCLUSIVE")
@@ -111,10 +87,9 @@ def up_online_steps(plan: ToParentPlan) -> OnlineSteps:
             *runs(_mirrors(plan, drop=False)),
         ),
         batch=lambda where: runs(mirror.batch(where)),
-        constraints=tuple(constraints),
-        not_null=()
-        if target.nullable
-        else (NotNull(family.parent, target.column, target.set_not_null()),),
+        constraints=finish.constraints,
+        indexes=finish.indexes,
+        not_null=finish.not_null,
         measures=(
             Measure(mirror.count_moved(), "moved"),
             Measure(mirror.count_disagreeing(), "disagree"),
@@ -128,7 +103,7 @@ def up_online_steps(plan: ToParentPlan) -> OnlineSteps:
             Run(mirror.drop_kept()),
             Run(slot.unregister_key()),
             Run(slot.forget_marks_if_nothing_stashed()),
-            *finish,
+            *finish.contract,
             *drop_with_foreign_keys(table, column, plan.fk_names, schema=schema),
             *forget_recorded(target.table, target.column, schema=schema, stash=True),
         ),
