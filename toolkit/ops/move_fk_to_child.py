@@ -221,11 +221,11 @@ class MoveFkToChildOp(LosslessOperation):
         parent (the check would cost a scan for nothing)."""
         schema = self.schema
         current = reflect.foreign_keys(runner, self.parent, self.column, schema)
-        guaranteed = referent is None or reflect.validated_by(current, referent)
+        guaranteed = referent is None or reflect.validated_by(runner, current, referent)
         link = reflect.existing_column(runner, self.child, self.child_fk, schema)
         to_parent = ForeignKeySpec(self.parent, (parent_key,))
         links = reflect.foreign_keys(runner, self.child, self.child_fk, schema)
-        if not link.nullable and reflect.validated_by(links, to_parent):
+        if not link.nullable and reflect.validated_by(runner, links, to_parent):
             return guaranteed, None
         return guaranteed, reflect.primary_key_or_ctid(runner, self.child, schema)
 
@@ -278,10 +278,11 @@ class ToChildPlan(Plan):
             )
         if self.referent is not None and not self.guaranteed:
             # A NOT VALID key lets values without referent in; the child's key would not.
-            orphans = value_without_referent(
-                self.table, self.column, self.referent, family.has_children("t")
+            found.append(
+                value_without_referent(
+                    self.table, self.column, self.referent, family.has_children("t")
+                )
             )
-            found += [orphans] if orphans is not None else []
         parents = CheckSet(self.slot.source, key_text("t", (family.parent_key,)), tuple(found))
         return [parents, *self._children_checks()]
 

@@ -163,7 +163,7 @@ class PromoteFkToJunctionOp(LosslessOperation):
                 " follow; pass referent_table= and referent_key="
             )
         referent = reflect.with_referent_key(runner, referent)
-        guaranteed = reflect.validated_by(current, referent)
+        guaranteed = reflect.validated_by(runner, current, referent)
         kept = reflect.stash_count(runner, "link", table, column, schema)
         return owner_key, referent, guaranteed, kept
 
@@ -220,7 +220,6 @@ class PromotePlan(Plan):
         if self.guaranteed:
             return []
         orphans = value_without_referent(self.table, self.column, self.referent)
-        assert orphans is not None  # online the key is reflected, offline it is required
         source = table_as_t(self.table, self.shape.schema)
         return [CheckSet(source, key_text("t", (self.shape.owner_key,)), (orphans,))]
 

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
+from psycopg import sql
+
 from toolkit.errors import UsageError
 from toolkit.ops.runtime import Runner
 from toolkit.sql import lookups
@@ -136,15 +138,28 @@ def single_foreign_key(
     return found[0].spec if len(found) == 1 else None
 
 
-def validated_by(found: list[ForeignKeyInfo], spec: ForeignKeySpec) -> bool:
+def validated_by(runner: Runner, found: list[ForeignKeyInfo], spec: ForeignKeySpec) -> bool:
     """Whether a validated key of ``found`` references what ``spec`` does (so every value
-    is known to have its referent)."""
+    is known to have its referent): the same table (schema included: ``spec``'s unqualified
+    name is resolved as the statements will resolve it) and the same columns."""
     return any(
         fk.validated
-        and fk.spec.referent_table == spec.referent_table
         and fk.spec.referent_columns == spec.referent_columns
+        and fk.spec.referent_table == spec.referent_table
+        and same_table(runner, fk.spec, spec)
         for fk in found
     )
+
+
+def same_table(runner: Runner, a: ForeignKeySpec, b: ForeignKeySpec) -> bool:
+    """Whether the referents of ``a`` and ``b`` are one table."""
+    if a.referent_schema is not None and b.referent_schema is not None:
+        return a.referent_schema == b.referent_schema
+    query = sql.SQL("SELECT {} = {}").format(
+        lookups.regclass(a.referent_table, a.referent_schema),
+        lookups.regclass(b.referent_table, b.referent_schema),
+    )
+    return bool(runner.scalar(query))
 
 
 def with_referent_key(runner: Runner, spec: ForeignKeySpec) -> ForeignKeySpec:

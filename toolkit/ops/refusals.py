@@ -18,7 +18,7 @@ from typing import Any
 from psycopg import sql
 
 from toolkit.errors import Remedy
-from toolkit.sql.checks import RowCheck, missing_referent
+from toolkit.sql.checks import RowCheck, missing_primary_key_referent, missing_referent
 from toolkit.sql.ddl import ForeignKeySpec
 from toolkit.sql.idents import Sql, column_of
 
@@ -111,17 +111,18 @@ def refusal(code: str, table: str, column: str | None, condition: Sql, **values:
 
 def value_without_referent(
     table: str, column: str, referent: ForeignKeySpec, row_filter: Sql | None = None
-) -> RowCheck | None:
+) -> RowCheck:
     """The refusal of values of ``table.column`` (rows ``t``, those matching ``row_filter``)
-    that ``referent`` lacks; None when its key is not known (offline, left implicit)."""
-    if not referent.referent_columns:
-        return None
-    condition = missing_referent(
-        column_of("t", column),
-        referent.referent_table,
-        referent.referent_columns[0],
-        referent.referent_schema,
-    )
+    that ``referent`` lacks; a referent named without its key (offline) is matched on its
+    primary key, looked up when the script runs."""
+    value = column_of("t", column)
+    if referent.referent_columns:
+        key = referent.referent_columns[0]
+        condition = missing_referent(value, referent.referent_table, key, referent.referent_schema)
+    else:
+        condition = missing_primary_key_referent(
+            value, referent.referent_table, referent.referent_schema
+        )
     if row_filter is not None:
         condition = sql.SQL("{} AND {}").format(row_filter, condition)
     return refusal(

@@ -135,3 +135,17 @@ def missing_referent(value: Sql, table: str, key: str, schema: str | None = None
     return sql.SQL(
         "{v} IS NOT NULL AND NOT EXISTS (SELECT FROM {t} AS x WHERE x.{k} = {v})"
     ).format(v=value, t=qualified(table, schema), k=ident(key))
+
+
+def missing_primary_key_referent(value: Sql, table: str, schema: str | None = None) -> Sql:
+    """Condition: ``value`` is not NULL and ``table`` has no row with it as its (single
+    column) primary key, looked up when the statement runs: for a referent named without
+    its key (offline, ``REFERENCES table``). The key's name comes from the catalog; each
+    referent row's key is compared through ``to_jsonb`` (hashed once, not per value)."""
+    rel = sql.SQL("to_regclass({})").format(literal(render(qualified(table, schema))))
+    return sql.SQL(
+        "{v} IS NOT NULL AND NOT EXISTS (SELECT FROM {t} AS x WHERE to_jsonb(x) -> ("
+        "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a"
+        " ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+        " WHERE i.indrelid = {rel} AND i.indisprimary) = to_jsonb({v}))"
+    ).format(v=value, t=qualified(table, schema), rel=rel)

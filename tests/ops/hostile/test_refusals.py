@@ -5,6 +5,8 @@ Each case used to end in a PostgreSQL error after the data copy, or worse, in si
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from sqlalchemy import Engine
 
@@ -17,7 +19,7 @@ from tests.ops.hostile.harness import (
     run,
     setup,
 )
-from toolkit.ops import MoveFkToChildOp, StashColumnInJsonbOp
+from toolkit.ops import MoveFkToChildOp, PromoteFkToJunctionOp, StashColumnInJsonbOp
 
 #: The key of 'sprint 1' as a refusal names it.
 SPRINT_1 = "1cc8eb12-b733-448f-6c0d-e03a2ae0b8e3"
@@ -195,6 +197,20 @@ def test_not_valid_foreign_key_with_orphans_is_refused_offline(lossless_engine: 
     )
 
 
+def test_not_valid_orphans_are_refused_offline_without_referent_key(
+    lossless_engine: Engine,
+) -> None:
+    # REFERENCES goals without its key (as the bundled revisions write it): the guard
+    # finds the referent's primary key when the script runs.
+    setup(lossless_engine, NOT_VALID_ORPHAN)
+
+    assert_refused_offline(
+        lossless_engine,
+        replace(TO_CHILD_OFFLINE, referent_key=None),
+        r"refused: sprints\.goal_id: 1 row\(s\) point to no row of goals \(e\.g\. " + SPRINT_1,
+    )
+
+
 def test_not_valid_orphan_of_a_childless_parent_is_stashed(lossless_engine: Engine) -> None:
     # sprint 5 has no task: its value is stashed, not copied, and comes back as it was.
     setup(
@@ -220,3 +236,34 @@ def test_move_to_parent_of_a_nullable_column_with_nulls_is_refused(
     )
 
     assert_refused(lossless_engine, MOVE_TO_PARENT(), "goal_id")
+
+
+def test_promote_checks_a_referent_named_like_the_keys_in_another_schema(
+    lossless_engine: Engine,
+) -> None:
+    # sprints.goal_id's validated key references ref.goals; the promote names goals
+    # (public.goals), which lacks goal 2: that key guarantees nothing about it.
+    setup(
+        lossless_engine,
+        "CREATE SCHEMA ref; CREATE TABLE ref.goals (id uuid PRIMARY KEY);"
+        " INSERT INTO ref.goals SELECT id FROM goals;"
+        " ALTER TABLE sprints DROP CONSTRAINT sprints_goal_id_fkey;"
+        " ALTER TABLE sprints ADD FOREIGN KEY (goal_id) REFERENCES ref.goals (id);"
+        " DELETE FROM goals WHERE id = md5('goal2')::uuid",
+    )
+    promote = PromoteFkToJunctionOp(
+        "sprints",
+        "goal_id",
+        junction="sprint_goals",
+        owner_column="sprint_id",
+        referent_column="goal_id",
+        referent_table="goals",
+        referent_key="id",
+    )
+
+    assert_refused(
+        lossless_engine,
+        promote,
+        r"^refused: sprints\.goal_id: 2 row\(s\) point to no row of goals ",
+        schemas=("public", "ref"),
+    )
