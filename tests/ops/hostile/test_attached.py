@@ -8,9 +8,27 @@ fingerprint must be identical (column order aside, see the harness).
 from __future__ import annotations
 
 import pytest
+from alembic.operations import MigrateOperation
 from sqlalchemy import Engine
 
-from tests.ops.hostile.harness import DROPPING, assert_exact, assert_refused, setup
+from tests.ops.hostile.harness import (
+    DROPPING,
+    assert_exact,
+    assert_refused,
+    exact,
+    run_offline,
+    setup,
+    take,
+)
+from tests.ops.hostile.test_triggers_rls import TOUCH
+from toolkit.ops import (
+    CollapseJunctionToFkOp,
+    MoveFkToChildOp,
+    MoveFkToParentOp,
+    PromoteFkToJunctionOp,
+    RestoreColumnFromJsonbOp,
+    StashColumnInJsonbOp,
+)
 
 #: name -> SQL that attaches one object to sprints.goal_id
 ATTACHED = {
@@ -91,3 +109,94 @@ def test_promote_of_a_column_with_two_foreign_keys_is_refused(lossless_engine: E
     )
 
     assert_refused(lossless_engine, DROPPING["promote"](), "no single foreign key")
+
+
+#: The offline form of each dropping operation and of its inverse (nothing reflected):
+#: what a revision's `--sql` prints, run as a DBA would (psql: one transaction).
+OFFLINE_ROUND_TRIPS: dict[str, tuple[MigrateOperation, MigrateOperation]] = {
+    "stash": (
+        StashColumnInJsonbOp("sprints", "goal_id", jsonb_column="metadata", primary_key="id"),
+        RestoreColumnFromJsonbOp(
+            "sprints",
+            "goal_id",
+            jsonb_column="metadata",
+            type_="uuid",
+            nullable=False,
+            primary_key="id",
+        ),
+    ),
+    "promote": (
+        PromoteFkToJunctionOp(
+            "sprints",
+            "goal_id",
+            junction="sprint_goals",
+            owner_column="sprint_id",
+            referent_column="goal_id",
+            referent_table="goals",
+            referent_key="id",
+            owner_key="id",
+        ),
+        CollapseJunctionToFkOp(
+            "sprint_goals",
+            table="sprints",
+            column="goal_id",
+            owner_column="sprint_id",
+            referent_column="goal_id",
+            type_="uuid",
+            nullable=False,
+            owner_key="id",
+        ),
+    ),
+    "move_to_child": (
+        MoveFkToChildOp(
+            "sprints",
+            "goal_id",
+            child="tasks",
+            child_fk="sprint_id",
+            type_="uuid",
+            parent_key="id",
+            referent_table="goals",
+        ),
+        MoveFkToParentOp(
+            "tasks",
+            "goal_id",
+            parent="sprints",
+            child_fk="sprint_id",
+            type_="uuid",
+            nullable=False,
+            parent_key="id",
+            child_key="id",
+        ),
+    ),
+}
+
+#: Several attached objects at once, and triggers that must not fire.
+MANY = [
+    ATTACHED[name]
+    for name in (
+        "partial index",
+        "multi-column index",
+        "unique constraint",
+        "check constraint",
+        "extended statistics",
+        "SET STATISTICS",
+        "comment",
+        "column grant",
+        "ON UPDATE CASCADE and DEFERRABLE",
+        "default",
+    )
+]
+
+
+@pytest.mark.parametrize("operation", sorted(OFFLINE_ROUND_TRIPS))
+def test_offline_round_trip_carries_what_is_attached(
+    lossless_engine: Engine, operation: str
+) -> None:
+    setup(lossless_engine, *MANY, TOUCH)
+    before = take(lossless_engine)
+    up, down = OFFLINE_ROUND_TRIPS[operation]
+
+    run_offline(lossless_engine, lambda op: op.invoke(up))
+    run_offline(lossless_engine, lambda op: op.invoke(down))
+
+    assert exact(before, take(lossless_engine)) == []

@@ -19,6 +19,7 @@ from tests.ops.hostile.harness import (
     run,
     setup,
 )
+from tests.ops.hostile.test_attached import OFFLINE_ROUND_TRIPS
 from toolkit.ops import MoveFkToChildOp, PromoteFkToJunctionOp, StashColumnInJsonbOp
 
 #: The key of 'sprint 1' as a refusal names it.
@@ -267,3 +268,15 @@ def test_promote_checks_a_referent_named_like_the_keys_in_another_schema(
         r"^refused: sprints\.goal_id: 2 row\(s\) point to no row of goals ",
         schemas=("public", "ref"),
     )
+
+
+@pytest.mark.parametrize("operation", sorted(OFFLINE_ROUND_TRIPS))
+@pytest.mark.parametrize("dependent", ["view", "policy", "generated column"])
+def test_dependent_objects_are_refused_offline(
+    lossless_engine: Engine, dependent: str, operation: str
+) -> None:
+    sql, names = DEPENDENTS[dependent]
+    setup(lossless_engine, sql)
+    up, _ = OFFLINE_ROUND_TRIPS[operation]
+
+    assert_refused_offline(lossless_engine, up, names)

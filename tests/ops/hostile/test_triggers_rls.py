@@ -3,9 +3,11 @@ security are refused, never half-moved."""
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from sqlalchemy import Engine
 
+from tests.ops.helpers import execute, offline_sql
 from tests.ops.hostile.harness import (
     DROPPING,
     as_role,
@@ -13,7 +15,9 @@ from tests.ops.hostile.harness import (
     assert_refused,
     role,
     setup,
+    take,
 )
+from toolkit.verify.fingerprint import fingerprint_diff
 
 TOUCH = """
 CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS
@@ -78,3 +82,22 @@ def test_rows_hidden_by_row_security_are_refused(lossless_engine: Engine, operat
             as_role(owner, DROPPING[operation]()),
             "row-level security.*even_sprints",
         )
+
+
+@pytest.mark.parametrize("operation", ["stash", "promote", "move_to_child"])
+def test_rows_hidden_by_row_security_are_refused_offline(
+    lossless_engine: Engine, operation: str
+) -> None:
+    from tests.ops.hostile.test_attached import OFFLINE_ROUND_TRIPS
+
+    up, _ = OFFLINE_ROUND_TRIPS[operation]
+    script = offline_sql(lambda op: op.invoke(up))
+    with role(lossless_engine, "owner") as owner:
+        setup(lossless_engine, HIDDEN.format(role=owner))
+        before = take(lossless_engine)
+        with lossless_engine.connect() as conn:
+            raw = conn.execution_options(isolation_level="AUTOCOMMIT")
+            with pytest.raises(psycopg.errors.CheckViolation, match="row-level security"):
+                execute(raw, f'BEGIN;\nSET LOCAL ROLE "{owner}";\n{script}COMMIT;')
+            execute(raw, "ROLLBACK")
+        assert fingerprint_diff(before, take(lossless_engine)) == []
