@@ -158,6 +158,11 @@ BEGIN
     SELECT string_agg(s.k, ', ') INTO samples FROM (SELECT t.mig_id::text AS k FROM migrations_mig AS t WHERE t.plm_id IS NULL AND EXISTS (SELECT FROM iterations_ite AS c WHERE c.mig_id = t.mig_id) ORDER BY 1 LIMIT 5) AS s;
     RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'refused: migrations_mig.plm_id: ' || n || ' row(s) have no plm_id but have iterations_ite rows, whose plm_id will be NOT NULL' || ' (e.g. ' || samples || ')' || '; give those rows a value or pass nullable=True';
   END IF;
+  SELECT count(*) INTO n FROM migrations_mig AS t WHERE EXISTS (SELECT FROM iterations_ite AS c WHERE c.mig_id = t.mig_id) AND t.plm_id IS NOT NULL AND NOT EXISTS (SELECT FROM plans_master_plm AS x WHERE to_jsonb(x) -> (SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] WHERE i.indrelid = to_regclass('plans_master_plm') AND i.indisprimary) = to_jsonb(t.plm_id));
+  IF n > 0 THEN
+    SELECT string_agg(s.k, ', ') INTO samples FROM (SELECT t.mig_id::text AS k FROM migrations_mig AS t WHERE EXISTS (SELECT FROM iterations_ite AS c WHERE c.mig_id = t.mig_id) AND t.plm_id IS NOT NULL AND NOT EXISTS (SELECT FROM plans_master_plm AS x WHERE to_jsonb(x) -> (SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] WHERE i.indrelid = to_regclass('plans_master_plm') AND i.indisprimary) = to_jsonb(t.plm_id)) ORDER BY 1 LIMIT 5) AS s;
+    RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'refused: migrations_mig.plm_id: ' || n || ' row(s) point to no row of plans_master_plm' || ' (e.g. ' || samples || ')' || '; fix or clear those values first';
+  END IF;
 END
 $lossless$;
 
