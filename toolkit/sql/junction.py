@@ -195,8 +195,12 @@ class JunctionShape:
         return drop_table(self.name, schema=self.schema)
 
     def owners_without_links(self) -> Sql:
-        """Condition on owners ``t``: no link at all yet (a batch fills only those)."""
-        return sql.SQL("NOT EXISTS (SELECT FROM {} AS j WHERE j.{} = t.{})").format(
+        """Condition on owners ``t``: no link at all yet (a batch fills only those).
+
+        Probed owner by owner through the junction's unique pair index: ``OFFSET 0`` keeps
+        the planner from making it an anti-join, which would read the whole junction,
+        growing with every batch, once per batch (quadratic over the backfill)."""
+        return sql.SQL("NOT EXISTS (SELECT FROM {} AS j WHERE j.{} = t.{} OFFSET 0)").format(
             self.ref, ident(self.owner_column), ident(self.owner_key)
         )
 

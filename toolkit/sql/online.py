@@ -153,11 +153,16 @@ def _key_row(alias: str, keys: Sequence[str]) -> Sql:
 
 
 def _key_of(table: str, keys: Sequence[str], key_json: str, schema: str | None) -> Sql:
-    """A key given as JSON text, as a row of the table's own key types (a subquery)."""
-    return sql.SQL("(SELECT {} FROM jsonb_populate_record(NULL::{}, {}::jsonb) AS k)").format(
-        sql.SQL(", ").join(column_of("k", c) for c in keys),
-        qualified(table, schema),
-        literal(key_json),
+    """A key given as JSON text, as a row of the table's own key types.
+
+    An expression, not a subquery: the planner folds it to the key's value when it
+    estimates, so a batch's range is costed from the key's statistics (a few thousand
+    rows, read by the primary key's index), not as a third of the table."""
+    record = sql.SQL("(jsonb_populate_record(NULL::{}, {}::jsonb))").format(
+        qualified(table, schema), literal(key_json)
+    )
+    return sql.SQL("ROW({})").format(
+        sql.SQL(", ").join(sql.SQL("{}.{}").format(record, ident(c)) for c in keys)
     )
 
 
