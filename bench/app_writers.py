@@ -58,6 +58,9 @@ class WriterStats:
     shape_switches: int = 0
     longest_s: float = 0.0
     longest_sql: str = ""
+    #: When the longest statement started (``time.perf_counter()``, the same clock in
+    #: every thread): to tell which phase of the migration it waited on.
+    longest_at: float = 0.0
     errors: list[str] = field(default_factory=list)
     written: list[Written] = field(default_factory=list)
 
@@ -147,6 +150,7 @@ class Writer(threading.Thread):
             self.stats.statements += 1
             if took > self.stats.longest_s:
                 self.stats.longest_s, self.stats.longest_sql = took, sql.split(" (")[0]
+                self.stats.longest_at = start
 
     def _pick(self, pool: Sequence[str]) -> str:
         return pool[(self._turn * 7919 + self.number * 104729) % len(pool)]

@@ -55,6 +55,10 @@ class StepFigures:
     longest_s: float
     longest_sql: str
     committed: int
+    #: The migration's progress lines with when each was said (``time.perf_counter()``).
+    lines: tuple[tuple[float, str], ...]
+    #: When the longest application statement started (``time.perf_counter()``).
+    longest_at: float
     missing: int
     app_errors: int
 
@@ -84,17 +88,22 @@ def run_step(
         writer.start()
     time.sleep(WARM_UP_S)
     start = time.perf_counter()
-    lines: list[str] = []
+    lines: list[tuple[float, str]] = [(start, "migration starts")]
+
+    def said(line: str) -> None:
+        lines.append((time.perf_counter(), line))
+
     try:
         if step == "upgrade":
-            commands.upgrade(settings, SCENARIO.after, x=x, progress=lines.append)
+            commands.upgrade(settings, SCENARIO.after, x=x, progress=said)
         else:
-            commands.downgrade(settings, SCENARIO.before, x=x, progress=lines.append)
+            commands.downgrade(settings, SCENARIO.before, x=x, progress=said)
         outcome = "ok"
     except ToolkitError as exc:
         outcome = f"failed: {exc}"
     migration_s = time.perf_counter() - start
-    retries = [line for line in lines if "; retry " in line]
+    lines.append((time.perf_counter(), "migration ends"))
+    retries = [line for _, line in lines if "; retry " in line]
     for line in retries:
         print(f"#   {line}")
     time.sleep(TAIL_S)
@@ -119,6 +128,8 @@ def run_step(
         longest_s=longest.longest_s,
         longest_sql=longest.longest_sql,
         committed=len(written),
+        lines=tuple(lines),
+        longest_at=longest.longest_at,
         missing=len(missing(url, earlier)),
         app_errors=len(errors),
     )

@@ -9,9 +9,12 @@ schema is seeded once and cloned twice:
   while the upgrade runs online through the CLI's own code path.
 
 Reported: the online upgrade's time and its ratio to the plain one (target <= 3x), the
-longest application statement (target <= 200 ms), deadlocks seen by the application and by
-the server (must be 0), and committed application writes missing afterwards, checked row
-by row in the new shape (must be 0).
+longest application statement (target <= 200 ms) and what the migration was doing while it
+ran (the progress lines said just before it started and just after it ended), deadlocks
+seen by the application and by the server (must be 0), committed application writes
+missing afterwards, checked row by row in the new shape (must be 0), and the WAL each
+upgrade wrote (``pg_current_wal_lsn()`` before and after: the whole server's, so the
+application's writes, and anything else running on the server, are in it too).
 
 Run: ``python -m bench.bench_online --url postgresql://postgres@127.0.0.1:5432/postgres``
 (``--rows 100000 1000000`` by default; ``--batch-size N`` rows per backfill batch).
@@ -24,11 +27,13 @@ import secrets
 import time
 
 from bench.app_writers import Written, seeded_ids
-from bench.bench_live import run_step
+from bench.bench_live import StepFigures, run_step
 from bench.bench_migration_014 import SCENARIO, clone, seed_template
 from bench.harness import Timer, bench_server, print_table
 from toolkit import commands
-from toolkit.postgres import Server, drop_database
+from toolkit.postgres import Server, connect, drop_database
+
+MB = 1_000_000
 
 
 def run_size(server: Server, rows: int, batch_size: int) -> list[object]:
@@ -40,16 +45,22 @@ def run_size(server: Server, rows: int, batch_size: int) -> list[object]:
         print(f"# {rows} targets seeded in {timer.results['seed']:.1f} s")
         with clone(server, template_url) as url:
             settings = commands.RunSettings(url=url, scenario=SCENARIO.name)
+            before = wal_position(url)
             start = time.perf_counter()
             commands.upgrade(settings, SCENARIO.after, progress=commands.silent)
             plain_s = time.perf_counter() - start
-        print(f"# {rows} plain upgrade alone: {plain_s:.1f} s")
+            plain_wal = wal_since(url, before)
+        print(f"# {rows} plain upgrade alone: {plain_s:.1f} s, {plain_wal / MB:.0f} MB of WAL")
         with clone(server, template_url) as url:
             settings = commands.RunSettings(url=url, scenario=SCENARIO.name)
             x = {"online": "true", "online_batch_size": str(batch_size)}
             written: list[Written] = []
-            f = run_step(url, rows, "upgrade", settings, seeded_ids(url), written, x=x)
+            ids = seeded_ids(url)
+            before = wal_position(url)
+            f = run_step(url, rows, "upgrade", settings, ids, written, x=x)
+            online_wal = wal_since(url, before)
         print(f"# {rows} online upgrade: {f.outcome}; longest app statement: {f.longest_sql}")
+        print(f"# {rows} longest app statement {when(f)}")
     finally:
         drop_database(server.url, template)
     return [
@@ -63,7 +74,37 @@ def run_size(server: Server, rows: int, batch_size: int) -> list[object]:
         f.committed,
         f.missing,
         f.app_errors,
+        f"{plain_wal / MB:.0f}",
+        f"{online_wal / MB:.0f}",
     ]
+
+
+def when(f: StepFigures) -> str:
+    """What the migration was doing while the longest application statement ran: the
+    progress lines said just before it started and just after it ended."""
+    began, ended = f.longest_at, f.longest_at + f.longest_s
+    before = [(t, line) for t, line in f.lines if t <= began]
+    after = [(t, line) for t, line in f.lines if t >= ended]
+    start = f.lines[0][0]
+    said_before = f"after {before[-1][1]!r}" if before else "before the migration started"
+    said_after = f"before {after[0][1]!r}" if after else "after the migration ended"
+    return f"started at {began - start:+.2f} s: {said_before}, ended {said_after}"
+
+
+def wal_position(url: str) -> str:
+    """The server's current WAL position."""
+    with connect(url) as conn:
+        row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+    return str(row[0]) if row else "0/0"
+
+
+def wal_since(url: str, before: str) -> int:
+    """Bytes of WAL the whole server wrote since ``before``."""
+    with connect(url) as conn:
+        row = conn.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)::bigint", (before,)
+        ).fetchone()
+    return int(row[0]) if row else 0  # type: ignore[call-overload]
 
 
 def main() -> None:
@@ -90,6 +131,8 @@ def main() -> None:
             "committed writes",
             "missing",
             "app errors",
+            "plain WAL MB",
+            "online WAL MB",
         ],
         table,
     )

@@ -350,6 +350,8 @@ def _backfill(runner: Runner, settings: OnlineSettings, job: _Job) -> None:
         f"{runner.operation}: backfill of {steps.table}.{steps.column}: {done} rows in"
         f" {seconds:.1f}s ({done / seconds if seconds else 0:.0f} rows/s)",
     )
+    for table in _filled_tables(steps):
+        runner.run(osql.analyze(table, schema=steps.schema))
     _short_transaction(
         runner,
         settings,
@@ -359,6 +361,12 @@ def _backfill(runner: Runner, settings: OnlineSettings, job: _Job) -> None:
         ),
     )
     job.phase = "constraints"
+
+
+def _filled_tables(steps: OnlineSteps) -> list[str]:
+    """The source table and the tables the constraints phase reads (the new structure)."""
+    named = [steps.table, *(t for t, _, _ in steps.constraints), *(i.table for i in steps.indexes)]
+    return list(dict.fromkeys(named))
 
 
 def _one_batch(runner: Runner, settings: OnlineSettings, job: _Job) -> int:

@@ -208,6 +208,13 @@ def lock_next_batch(
     )
 
 
+def analyze(table: str, *, schema: str | None) -> Sql:
+    """Fresh planner statistics of a table the backfill filled or rewrote (SHARE UPDATE
+    EXCLUSIVE: writes go on), so that the validations and measures that read it whole are
+    planned from its real size, not from an empty table's."""
+    return sql.SQL("ANALYZE {}").format(qualified(table, schema))
+
+
 # -- transactions --------------------------------------------------------------------------
 
 
