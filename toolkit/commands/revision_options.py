@@ -86,6 +86,7 @@ def explain_refusal(exc: DataRefusedError, project: Project, step: Step | None) 
 TOOLKIT_X_OPTIONS = (
     "online",
     "online_batch_size",
+    "online_batch_ms",
     "online_lock_timeout_ms",
     "online_retries",
 )

@@ -23,6 +23,7 @@ until then a rerun resumes wherever the previous run stopped.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import time
@@ -63,18 +64,21 @@ _T = TypeVar("_T")
 
 @dataclass(frozen=True)
 class OnlineSettings:
-    """How online mode runs: rows per batch, the ``lock_timeout`` of its short
-    transactions and how often one is tried again when a lock could not be had."""
+    """How online mode runs: the most rows per batch, how long a batch should hold its
+    rows' locks at most, the ``lock_timeout`` of its short transactions and how often
+    one is tried again when a lock could not be had."""
 
     batch_size: int = 5000
+    batch_ms: int = 100
     lock_timeout_ms: int = 100
     retries: int = 50
 
     @classmethod
     def from_x(cls, x: Mapping[str, str]) -> OnlineSettings:
-        """``-x online_batch_size=N``, ``-x online_lock_timeout_ms=N``, ``-x online_retries=N``."""
+        """``-x online_batch_size=N``, ``-x online_batch_ms=N``, ``-x online_lock_timeout_ms=N``,
+        ``-x online_retries=N``."""
         values: dict[str, int] = {}
-        for name in ("batch_size", "lock_timeout_ms", "retries"):
+        for name in ("batch_size", "batch_ms", "lock_timeout_ms", "retries"):
             given = x.get(f"online_{name}")
             if given is None:
                 continue
@@ -323,21 +327,24 @@ def _expand(runner: Runner, settings: OnlineSettings, jobs: Sequence[_Job]) -> N
 
 
 def _backfill(runner: Runner, settings: OnlineSettings, job: _Job) -> None:
-    """Batches in key order from where the progress entry says, each its own transaction."""
+    """Batches in key order from where the progress entry says, each its own transaction,
+    sized to hold their rows' locks about ``batch_ms`` at most (``_next_size``)."""
     if job.phase != "backfill":
         return
     steps = job.steps
     total = _estimate(runner, steps)
     started, done = time.monotonic(), 0
-    said = started
+    said, size = started, min(settings.batch_size, max(100, settings.batch_size // 4))
     while True:
+        began = time.monotonic()
         batch = _short_transaction(
-            runner, settings, "backfill batch", lambda: _one_batch(runner, settings, job)
+            runner, settings, "backfill batch", functools.partial(_one_batch, runner, size, job)
         )
         if batch == 0:
             break
         done += batch
         now = time.monotonic()
+        size = _next_size(settings, size, now - began)
         if now - said >= 2.0:
             said = now
             _say(
@@ -369,12 +376,23 @@ def _filled_tables(steps: OnlineSteps) -> list[str]:
     return list(dict.fromkeys(named))
 
 
-def _one_batch(runner: Runner, settings: OnlineSettings, job: _Job) -> int:
-    """Lock the next rows, fill the new structure for them, record the last key."""
+def _next_size(settings: OnlineSettings, size: int, seconds: float) -> int:
+    """The rows of the next batch: fewer when this one took longer than ``batch_ms`` (an
+    application write waiting for one of its rows waited that long), more again, up to
+    ``batch_size``, while batches take less than half of it. The first batch of each
+    backfill is a quarter of ``batch_size``: the server's pace is not known yet."""
+    target = settings.batch_ms / 1000
+    if seconds > target:
+        return max(1, int(size * target / seconds * 0.8))
+    if seconds < target / 2:
+        return min(settings.batch_size, size + max(1, size // 2))
+    return size
+
+
+def _one_batch(runner: Runner, size: int, job: _Job) -> int:
+    """Lock the next ``size`` rows, fill the new structure for them, record the last key."""
     steps = job.steps
-    lock = osql.lock_next_batch(
-        steps.table, steps.keys, job.last, settings.batch_size, schema=steps.schema
-    )
+    lock = osql.lock_next_batch(steps.table, steps.keys, job.last, size, schema=steps.schema)
     count, upto = runner.rows(lock)[0]
     if not count:
         return 0
