@@ -255,6 +255,8 @@ class RestorePlan(Plan):
                 *mirror,
                 Run(restore_batch_marker()),  # the other restores' mirrors stay out of it
                 Run(slot.write_values()),
+                Run(slot.put_originals_back(target.type_text)),
+                Run(slot.forget_originals()),
                 Run(ddl.drop_column(self.table, self.column, schema=schema)),
             ),
             writes_source=True,
@@ -275,10 +277,11 @@ class RestorePlan(Plan):
         """The plain run's restore, for the rows ``where`` selects."""
         slot, type_text = self.slot, self.target.type_text
         values = Run(slot.restore_values(type_text, row_filter=where), "restored")
+        first = [Run(restore_batch_marker()), Run(slot.keep_originals(type_text, where))]
         if not self.stash:
-            return [Run(restore_batch_marker()), values]
+            return [*first, values]
         return [
-            Run(restore_batch_marker()),
+            *first,
             Run(nested_loops_off()),
             Run(slot.restore_null_jsonb(type_text, row_filter=where), "restored"),
             Run(nested_loops_back()),
@@ -290,10 +293,11 @@ class RestorePlan(Plan):
         stash table, once empty)."""
         slot, schema = self.slot, self.slot.schema
         forget = forget_recorded(self.table, self.column, schema=schema, stash=self.stash)
+        originals = Run(slot.forget_originals())
         if not self.stash:  # the expand made it for the progress of online mode
-            return [Run(drop_stash_if_empty(schema))]
+            return [originals, Run(drop_stash_if_empty(schema))]
         keys = [Run(slot.unregister_key()), Run(slot.forget_marks_if_nothing_stashed())]
-        return [*keys, *forget]
+        return [originals, *keys, *forget]
 
     def report(self, tallies: Mapping[str, int]) -> tuple[dict[str, int], list[str]]:
         counts, notes = self.target.finish_report(self.policy, tallies)

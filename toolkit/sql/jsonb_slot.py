@@ -23,7 +23,7 @@ from toolkit.sql.idents import (
     type_clause,
 )
 from toolkit.sql.lookups import regclass
-from toolkit.sql.stash import STASHED_KEY, WAS_NULL, entry, row_key_json, stash_ref
+from toolkit.sql.stash import ORIGINAL, STASHED_KEY, WAS_NULL, entry, row_key_json, stash_ref
 
 #: Set (transaction-local) by a restore's online batch: the restore mirrors leave its rows
 #: alone (each restore's own batches move its key, and count what they moved).
@@ -190,20 +190,25 @@ class JsonbSlot:
             stashed=self._stashed_key("r"),
         )
 
-    def stashed_value(self) -> Sql:
+    def stashed_value(self, value: Sql | None = None) -> Sql:
         """The column's value as JSON: ``to_jsonb`` (exact text of scalars, arrays as JSON
         arrays), except an array whose lower bound is not 1 (``'[0:2]={7,8,9}'``), which
         a JSON array cannot carry: it is stashed as its text, which keeps the bounds.
 
         Whether the column is an array (domains over arrays too) is read once per
         statement (an uncorrelated subquery); the text form is computed only for arrays.
+        ``value``: another value of the column's type than the column's own.
         """
         return sql.SQL(
             "CASE WHEN (SELECT ty.typcategory = 'A' FROM pg_attribute a"
             " JOIN pg_type ty ON ty.oid = a.atttypid WHERE a.attrelid = {rel}"
             " AND a.attname = {name}) AND left({v}::text, 1) = '['"
             " THEN to_jsonb({v}::text) ELSE to_jsonb({v}) END"
-        ).format(rel=regclass(self.table, self.schema), name=literal(self.column), v=self.value)
+        ).format(
+            rel=regclass(self.table, self.schema),
+            name=literal(self.column),
+            v=self.value if value is None else value,
+        )
 
     def write_values(self, row_filter: Sql | None = None) -> Sql:
         """Put each non-NULL value into the JSONB under the key (``stashed_value``)."""
@@ -275,21 +280,73 @@ class JsonbSlot:
         """
         j = column_of(alias, self.jsonb_column)
         raw = sql.SQL("({} -> {})").format(j, literal(self.key))
+        return self._decode(raw, sql.SQL("({} ->> {})").format(j, literal(self.key)), type_text)
+
+    def _decode(self, raw: Sql, text: Sql, type_text: str) -> Sql:
+        """The JSON value ``raw`` (whose text form is ``text``) cast to ``type_text``."""
         type_ = type_clause(type_text)
         if is_json_type(type_text):
             return sql.SQL("{}::{}").format(raw, type_)
         return sql.SQL(
             "CASE WHEN jsonb_typeof({raw}) IN ('object', 'array') THEN"
             " (jsonb_populate_record(NULL::{ref}, jsonb_build_object({col}, {raw}))).{c}"
-            " ELSE ({j} ->> {k})::{type} END"
+            " ELSE {text}::{type} END"
         ).format(
             raw=raw,
             ref=self.ref,
             col=literal(self.column),
             c=ident(self.column),
-            j=j,
-            k=literal(self.key),
+            text=text,
             type=type_,
+        )
+
+    def keep_originals(self, type_text: str, row_filter: Sql) -> Sql:
+        """Online, before a batch moves the values of the rows ``row_filter`` selects: the
+        values under the key that re-stashing the restored value would not write back the
+        same (JSON ``null``, another spelling), kept in the stash for an abort."""
+        raw = sql.SQL("({} -> {})").format(self.jsonb, literal(self.key))
+        return sql.SQL(
+            "INSERT INTO {stash} (kind, table_name, column_name, row_key, payload)"
+            " SELECT {kind}, {table}, {column}, {row_key}, {raw} FROM {source}"
+            " WHERE {holds} AND {f} AND {again} IS DISTINCT FROM {raw}"
+        ).format(
+            stash=stash_ref(self.schema),
+            kind=literal(ORIGINAL),
+            table=literal(self.table),
+            column=literal(self.column),
+            row_key=row_key_json("t", self.key_columns),
+            raw=raw,
+            source=self.source,
+            holds=self.holds_key,
+            f=row_filter,
+            again=self.stashed_value(self.decoded(type_text)),
+        )
+
+    def put_originals_back(self, type_text: str) -> Sql:
+        """An abort, after ``write_values``: the values ``keep_originals`` kept go back
+        under the key, where the column still holds what they were restored as."""
+        payload = sql.SQL("s.payload")
+        decoded = self._decode(payload, sql.SQL("(s.payload #>> '{}')"), type_text)
+        return sql.SQL(
+            "UPDATE {source} SET {jcol} = COALESCE({j}, '{{}}'::jsonb)"
+            " || jsonb_build_object({k}, s.payload) FROM {stash} AS s"
+            " WHERE {entry} AND s.row_key = {row_key} AND {now} IS NOT DISTINCT FROM {then}"
+        ).format(
+            source=self.source,
+            jcol=ident(self.jsonb_column),
+            j=self.jsonb,
+            k=literal(self.key),
+            stash=stash_ref(self.schema),
+            entry=entry(ORIGINAL, self.table, self.column, "s"),
+            row_key=row_key_json("t", self.key_columns),
+            now=self.stashed_value(),
+            then=self.stashed_value(decoded),
+        )
+
+    def forget_originals(self) -> Sql:
+        """Remove what ``keep_originals`` kept (the run contracted, or was aborted)."""
+        return sql.SQL("DELETE FROM {} AS s WHERE {}").format(
+            stash_ref(self.schema), entry(ORIGINAL, self.table, self.column, "s")
         )
 
     def _restored(self, type_text: str, keep_existing: bool) -> Sql:

@@ -13,6 +13,9 @@ One table, ``lossless_stash`` (in the schema of the tables being changed), holds
   stashed into one JSONB can come back in any order: the restore that leaves the JSONB
   exactly ``{}`` gives NULL back. A stash first forgets the marks of rows holding no
   stashed key any more, and the last restore of a JSONB forgets all of its marks;
+- ``kind = 'jsonb_original'``: while an online restore runs, the values it moved out of a
+  JSONB that re-stashing would not write back the same (JSON ``null``, another spelling),
+  so that an abort gives them back exactly (``column_name`` is the restored column);
 - ``kind = 'link'``: junction rows a collapse kept (``keep_extra_links``), re-inserted
   verbatim by a later promote.
 
@@ -35,6 +38,7 @@ STASH_TABLE = "lossless_stash"
 #: Stash kinds of the JSONB slots (see the module docstring and ``toolkit.sql.jsonb_slot``).
 STASHED_KEY = "jsonb_key"
 WAS_NULL = "jsonb_was_null"
+ORIGINAL = "jsonb_original"
 
 
 def stash_ref(schema: str | None) -> Sql:
