@@ -48,7 +48,7 @@ from toolkit.ops.steps import CheckedByForeignKeys, Measure, OnlineSteps, Run, S
 from toolkit.sql import ddl
 from toolkit.sql.checks import CheckSet, key_text
 from toolkit.sql.idents import Sql, type_sql
-from toolkit.sql.jsonb_slot import JsonbSlot, restore_batch_marker
+from toolkit.sql.jsonb_slot import JsonbSlot, outside_restore_batches, restore_batch_marker
 from toolkit.sql.online import create_mirror, drop_mirror
 from toolkit.sql.planner import nested_loops_back, nested_loops_off
 from toolkit.sql.stash import drop_stash_if_empty
@@ -271,6 +271,7 @@ class RestorePlan(Plan):
             events=("INSERT", "UPDATE"),
             columns=(self.slot.jsonb_column,),
             body=self.slot.restore_mirror_body(self.target.type_text, marks=bool(self.stash)),
+            when=outside_restore_batches(),
         )
 
     def _batch(self, where: Sql) -> list[Step]:

@@ -30,6 +30,13 @@ from toolkit.sql.stash import ORIGINAL, STASHED_KEY, WAS_NULL, entry, row_key_js
 _BATCH_SETTING = "lossless.online_restore_batch"
 
 
+def outside_restore_batches() -> Sql:
+    """The ``WHEN`` condition of the restore mirrors: not in a restore batch's transaction."""
+    return sql.SQL("current_setting({}, true) IS DISTINCT FROM 'on'").format(
+        literal(_BATCH_SETTING)
+    )
+
+
 def restore_batch_marker() -> Sql:
     """Mark the transaction as a restore batch for the rest of it (see ``_BATCH_SETTING``)."""
     return sql.SQL("SELECT set_config({}, 'on', true)").format(literal(_BATCH_SETTING))
@@ -410,7 +417,8 @@ class JsonbSlot:
         under the key while online mode empties it: the row ends as ``restore_null_jsonb``
         + ``restore_values`` would leave it (the value in the column, the key gone, SQL
         NULL back for a marked JSONB left exactly ``{}``). ``marks``: the stash exists (it
-        may hold marks). A row written without the key keeps the column it was given."""
+        may hold marks). A row written without the key keeps the column it was given.
+        Its trigger leaves the restore batches alone (``outside_restore_batches``)."""
         marked: Sql = sql.SQL("FALSE")
         if marks:
             marked = sql.SQL(
@@ -424,7 +432,6 @@ class JsonbSlot:
                 row_key=row_key_json("new", self.key_columns),
             )
         return sql.SQL(
-            "IF current_setting({batch}, true) = 'on' THEN\n  RETURN NEW;\nEND IF;\n"
             "IF jsonb_typeof(NEW.{jcol}) = 'object' AND NEW.{jcol} ? {k} THEN\n"
             "  NEW.{col} := {value};\n"
             "  IF {marked} THEN\n"
@@ -439,7 +446,6 @@ class JsonbSlot:
             col=ident(self.column),
             value=self.decoded(type_text, "new"),
             marked=marked,
-            batch=literal(_BATCH_SETTING),
         )
 
     def holding_count(self) -> Sql:

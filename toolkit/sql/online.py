@@ -235,10 +235,12 @@ def create_mirror(
     events: Sequence[str],
     columns: Sequence[str],
     body: Sql,
+    when: Sql | None = None,
 ) -> list[Sql]:
     """The function (``body`` is its PL/pgSQL between ``BEGIN`` and ``END``) and the row
     trigger firing it ``timing`` (``BEFORE``/``AFTER``) on ``events`` (``INSERT``,
-    ``UPDATE`` of ``columns``, ``DELETE``)."""
+    ``UPDATE`` of ``columns``, ``DELETE``); ``when``: the trigger's ``WHEN`` condition
+    (checked without calling the function)."""
     name = mirror_name(table, column)
     parts = [
         sql.SQL("UPDATE OF {}").format(idents(columns)) if event == "UPDATE" else sql.SQL(event)
@@ -250,8 +252,10 @@ def create_mirror(
             "BEGIN\n{body}\nEND\n$lossless_online$"
         ).format(fn=qualified(name, schema), body=body),
         sql.SQL(
-            "CREATE TRIGGER {name} {timing} {events} ON {ref} FOR EACH ROW EXECUTE FUNCTION {fn}()"
+            "CREATE TRIGGER {name} {timing} {events} ON {ref} FOR EACH ROW{when}"
+            " EXECUTE FUNCTION {fn}()"
         ).format(
+            when=sql.SQL("") if when is None else sql.SQL(" WHEN ({})").format(when),
             name=ident(name),
             timing=sql.SQL(timing),
             events=sql.SQL(" OR ").join(parts),
