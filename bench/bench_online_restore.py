@@ -13,7 +13,7 @@ Reported: both times and their ratio, the longest application statement (client-
 and whether every application write is in ``goal_id`` afterwards (``missing`` must be 0).
 
 Run: ``python -m bench.bench_online_restore --url postgresql://postgres@127.0.0.1:5432/postgres
---rows 100000``
+--rows 100000 --batch-size 1000``
 """
 
 from __future__ import annotations
@@ -22,12 +22,15 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from argparse import Namespace
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from alembic.config import Config
 from alembic.operations import Operations
+from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.pool import NullPool
@@ -55,15 +58,20 @@ STASHES = (
 )
 
 
-def _ops(engine: Engine, fn: Callable[[Any], Any], *, transaction: bool) -> float:
-    """``fn(op)`` in one transaction, or (online mode) on a connection outside one."""
+def _ops(
+    engine: Engine, fn: Callable[[Any], Any], *, transaction: bool, x: Sequence[str] = ()
+) -> float:
+    """``fn(op)`` in one transaction, or (online mode) on a connection outside one; ``x``:
+    the ``-x`` options (``NAME=VALUE``) the operations see."""
     start = time.perf_counter()
+    environment = EnvironmentContext(Config(cmd_opts=Namespace(x=list(x))), None)  # type: ignore[arg-type]
     with engine.connect() as conn:
+        context = MigrationContext.configure(conn, environment_context=environment)
         if transaction:
             with conn.begin():
-                fn(Operations(MigrationContext.configure(conn)))
+                fn(Operations(context))
         else:
-            fn(Operations(MigrationContext.configure(conn)))
+            fn(Operations(context))
             conn.commit()
     return time.perf_counter() - start
 
@@ -101,7 +109,7 @@ class Writer:
                 time.sleep(0.01)
 
 
-def run_size(server: Server, rows: int) -> list[object]:
+def run_size(server: Server, rows: int, batch_size: int) -> list[object]:
     template = f"lossless_bench_restore_{secrets.token_hex(4)}"
     url = create_database(server.url, template)
     try:
@@ -124,7 +132,8 @@ def run_size(server: Server, rows: int) -> list[object]:
             for thread in threads:
                 thread.start()
             try:
-                online_s = _ops(engine, _restores(True), transaction=False)
+                x = [f"online_batch_size={batch_size}"]
+                online_s = _ops(engine, _restores(True), transaction=False, x=x)
             finally:
                 stop.set()
                 for thread in threads:
@@ -142,6 +151,7 @@ def run_size(server: Server, rows: int) -> list[object]:
     longest = max(w.longest_s for w in writers) * 1000
     return [
         rows,
+        batch_size,
         f"{plain_s:.1f}",
         f"{online_s:.1f}",
         f"{online_s / plain_s:.1f}x",
@@ -152,11 +162,22 @@ def run_size(server: Server, rows: int) -> list[object]:
 
 
 def main() -> None:
-    args = parser(__doc__ or "", default_rows=100_000).parse_args()
+    p = parser(__doc__ or "", default_rows=100_000)
+    p.add_argument("--batch-size", type=int, default=5000, help="rows per backfill batch")
+    args = p.parse_args()
     with bench_server(args.url) as server:
-        row = run_size(server, args.rows)
+        row = run_size(server, args.rows, args.batch_size)
     print_table(
-        ["rows", "plain s", "online s", "ratio", "app writes", "longest app ms", "missing"],
+        [
+            "rows",
+            "batch",
+            "plain s",
+            "online s",
+            "ratio",
+            "app writes",
+            "longest app ms",
+            "missing",
+        ],
         [row],
     )
 
