@@ -48,7 +48,13 @@ from toolkit.ops.steps import CheckedByForeignKeys, Measure, OnlineSteps, Run, S
 from toolkit.sql import ddl
 from toolkit.sql.checks import CheckSet, key_text
 from toolkit.sql.idents import Sql, type_sql
-from toolkit.sql.jsonb_slot import JsonbSlot, outside_restore_batches, restore_batch_marker
+from toolkit.sql.jsonb_slot import (
+    JsonbSlot,
+    drop_marks_index,
+    index_marks,
+    outside_restore_batches,
+    restore_batch_marker,
+)
 from toolkit.sql.online import create_mirror, drop_mirror
 from toolkit.sql.planner import nested_loops_back, nested_loops_off
 from toolkit.sql.stash import drop_stash_if_empty
@@ -243,6 +249,8 @@ class RestorePlan(Plan):
             schema=schema,
             keys=slot.key_columns,
             expand_locks=(TableLock(schema, self.table, "ACCESS EXCLUSIVE"),),
+            # Before the expand (no lock on the table): the mirrors' lookups of marks.
+            prepare=(Run(index_marks(schema)),) if self.stash else (),
             expand=(Run(target.add()), *runs(self._mirror())),
             batch=self._batch,
             constraints=column.constraints,
@@ -257,6 +265,7 @@ class RestorePlan(Plan):
                 Run(slot.write_values()),
                 Run(slot.put_originals_back(target.type_text)),
                 Run(slot.forget_originals()),
+                *([Run(drop_marks_index(schema))] if self.stash else []),
                 Run(ddl.drop_column(self.table, self.column, schema=schema)),
             ),
             writes_source=True,
@@ -298,7 +307,7 @@ class RestorePlan(Plan):
         if not self.stash:  # the expand made it for the progress of online mode
             return [originals, Run(drop_stash_if_empty(schema))]
         keys = [Run(slot.unregister_key()), Run(slot.forget_marks_if_nothing_stashed())]
-        return [originals, *keys, *forget]
+        return [originals, Run(drop_marks_index(schema)), *keys, *forget]
 
     def report(self, tallies: Mapping[str, int]) -> tuple[dict[str, int], list[str]]:
         counts, notes = self.target.finish_report(self.policy, tallies)

@@ -37,6 +37,23 @@ def outside_restore_batches() -> Sql:
     )
 
 
+#: While online restores run: the stash's NULL marks by row, for their mirrors' lookups.
+MARKS_INDEX = "lossless_online_marks"
+
+
+def index_marks(schema: str | None) -> Sql:
+    """Index the stash's NULL marks by row (the stash has no index: a restore mirror would
+    otherwise read all of them for each application write of a marked row)."""
+    return sql.SQL(
+        "CREATE INDEX IF NOT EXISTS {} ON {} (table_name, column_name, row_key) WHERE kind = {}"
+    ).format(ident(MARKS_INDEX), stash_ref(schema), literal(WAS_NULL))
+
+
+def drop_marks_index(schema: str | None) -> Sql:
+    """Drop ``index_marks``'s index (the online restores are over)."""
+    return sql.SQL("DROP INDEX IF EXISTS {}").format(qualified(MARKS_INDEX, schema))
+
+
 def restore_batch_marker() -> Sql:
     """Mark the transaction as a restore batch for the rest of it (see ``_BATCH_SETTING``)."""
     return sql.SQL("SELECT set_config({}, 'on', true)").format(literal(_BATCH_SETTING))
