@@ -56,7 +56,6 @@ from toolkit.sql.jsonb_slot import (
     restore_batch_marker,
 )
 from toolkit.sql.online import create_mirror, drop_mirror
-from toolkit.sql.planner import nested_loops_back, nested_loops_off
 from toolkit.sql.stash import drop_stash_if_empty
 
 
@@ -290,11 +289,11 @@ class RestorePlan(Plan):
         first = [Run(restore_batch_marker()), Run(slot.keep_originals(type_text, where))]
         if not self.stash:
             return [*first, values]
+        # The marks are indexed by row while the run is under way (``index_marks``): a
+        # batch looks up its few candidates instead of hashing every mark.
         return [
             *first,
-            Run(nested_loops_off()),
             Run(slot.restore_null_jsonb(type_text, row_filter=where), "restored"),
-            Run(nested_loops_back()),
             values,
         ]
 
