@@ -248,8 +248,6 @@ class RestorePlan(Plan):
             schema=schema,
             keys=slot.key_columns,
             expand_locks=(TableLock(schema, self.table, "ACCESS EXCLUSIVE"),),
-            # Before the expand (no lock on the table): the mirrors' lookups of marks.
-            prepare=(Run(index_marks(schema)),) if self.stash else (),
             expand=(Run(target.add()), *runs(self._mirror())),
             batch=self._batch,
             constraints=column.constraints,
@@ -289,13 +287,11 @@ class RestorePlan(Plan):
         first = [Run(restore_batch_marker()), Run(slot.keep_originals(type_text, where))]
         if not self.stash:
             return [*first, values]
-        # The marks are indexed by row while the run is under way (``index_marks``): a
-        # batch looks up its few candidates instead of hashing every mark.
-        return [
-            *first,
-            Run(slot.restore_null_jsonb(type_text, row_filter=where), "restored"),
-            values,
-        ]
+        # The marks indexed by row while the run is under way: made by the first batch (a
+        # kill never leaves it behind without a progress row to undo it), then there; the
+        # mirrors and the batches look up their few candidates instead of reading every mark.
+        marks = Run(slot.restore_null_jsonb(type_text, row_filter=where), "restored")
+        return [*first, Run(index_marks(self.slot.schema)), marks, values]
 
     def _forget(self) -> list[Step]:
         """The key, its marks and the column's record leave the stash (and so does the
