@@ -332,6 +332,8 @@ def _backfill(runner: Runner, settings: OnlineSettings, job: _Job) -> None:
     if job.phase != "backfill":
         return
     steps = job.steps
+    for index in steps.backfill_indexes:
+        _build_concurrently(runner, index, steps.schema)
     total = _estimate(runner, steps)
     started, done = time.monotonic(), 0
     said, size = started, min(settings.batch_size, max(100, settings.batch_size // 4))

@@ -44,19 +44,29 @@ from toolkit.ops.jsonb_slot import (
 )
 from toolkit.ops.policies import MissingPolicy
 from toolkit.ops.runtime import Runner
-from toolkit.ops.steps import CheckedByForeignKeys, Measure, OnlineSteps, Run, Step, TableLock, runs
+from toolkit.ops.steps import (
+    CheckedByForeignKeys,
+    ConcurrentIndex,
+    Measure,
+    OnlineSteps,
+    Run,
+    Step,
+    TableLock,
+    runs,
+)
 from toolkit.sql import ddl
 from toolkit.sql.checks import CheckSet, key_text
 from toolkit.sql.idents import Sql, type_sql
 from toolkit.sql.jsonb_slot import (
+    MARKS_INDEX,
     JsonbSlot,
+    create_marks_index,
     drop_marks_index,
-    index_marks,
     outside_restore_batches,
     restore_batch_marker,
 )
 from toolkit.sql.online import create_mirror, drop_mirror
-from toolkit.sql.stash import drop_stash_if_empty
+from toolkit.sql.stash import STASH_TABLE, drop_stash_if_empty
 
 
 @lossless_operation("restore_column_from_jsonb")
@@ -249,6 +259,7 @@ class RestorePlan(Plan):
             keys=slot.key_columns,
             expand_locks=(TableLock(schema, self.table, "ACCESS EXCLUSIVE"),),
             expand=(Run(target.add()), *runs(self._mirror())),
+            backfill_indexes=(self._marks_index(),) if self.stash else (),
             batch=self._batch,
             constraints=column.constraints,
             indexes=column.indexes,
@@ -280,6 +291,10 @@ class RestorePlan(Plan):
             when=outside_restore_batches(),
         )
 
+    def _marks_index(self) -> ConcurrentIndex:
+        schema = self.slot.schema
+        return ConcurrentIndex(STASH_TABLE, MARKS_INDEX, create_marks_index(schema))
+
     def _batch(self, where: Sql) -> list[Step]:
         """The plain run's restore, for the rows ``where`` selects."""
         slot, type_text = self.slot, self.target.type_text
@@ -287,11 +302,10 @@ class RestorePlan(Plan):
         first = [Run(restore_batch_marker()), Run(slot.keep_originals(type_text, where))]
         if not self.stash:
             return [*first, values]
-        # The marks indexed by row while the run is under way: made by the first batch (a
-        # kill never leaves it behind without a progress row to undo it), then there; the
-        # mirrors and the batches look up their few candidates instead of reading every mark.
+        # The marks are indexed by row (``backfill_indexes``): the batch looks up the marks
+        # of its few candidates instead of reading every mark.
         marks = Run(slot.restore_null_jsonb(type_text, row_filter=where), "restored")
-        return [*first, Run(index_marks(self.slot.schema)), marks, values]
+        return [*first, marks, values]
 
     def _forget(self) -> list[Step]:
         """The key, its marks and the column's record leave the stash (and so does the

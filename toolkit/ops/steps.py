@@ -158,4 +158,7 @@ class OnlineSteps:
     writes_source: bool = False
     indexes: tuple[ConcurrentIndex, ...] = ()
     not_null: tuple[NotNull, ...] = ()
+    #: Indexes the backfill needs (bookkeeping lookups), built concurrently when it starts;
+    #: the operation's own contract and abort drop them.
+    backfill_indexes: tuple[ConcurrentIndex, ...] = ()
     also_writes: tuple[str, ...] = ()

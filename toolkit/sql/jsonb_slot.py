@@ -23,7 +23,14 @@ from toolkit.sql.idents import (
     type_clause,
 )
 from toolkit.sql.lookups import regclass
-from toolkit.sql.stash import ORIGINAL, STASHED_KEY, WAS_NULL, entry, row_key_json, stash_ref
+from toolkit.sql.stash import (
+    ORIGINAL,
+    STASHED_KEY,
+    WAS_NULL,
+    entry,
+    row_key_json,
+    stash_ref,
+)
 
 #: Set (transaction-local) by a restore's online batch: the restore mirrors leave its rows
 #: alone (each restore's own batches move its key, and count what they moved).
@@ -41,11 +48,12 @@ def outside_restore_batches() -> Sql:
 MARKS_INDEX = "lossless_online_marks"
 
 
-def index_marks(schema: str | None) -> Sql:
-    """Index the stash's NULL marks by row (the stash has no index: a restore mirror would
-    otherwise read all of them for each application write of a marked row)."""
+def create_marks_index(schema: str | None) -> Sql:
+    """Index the stash's NULL marks by row, concurrently, while online restores run (the
+    stash has no index: a restore mirror would otherwise read every mark for each
+    application write of a marked row, and each batch would too)."""
     return sql.SQL(
-        "CREATE INDEX IF NOT EXISTS {} ON {} (table_name, column_name, row_key) WHERE kind = {}"
+        "CREATE INDEX CONCURRENTLY {} ON {} (table_name, column_name, row_key) WHERE kind = {}"
     ).format(ident(MARKS_INDEX), stash_ref(schema), literal(WAS_NULL))
 
 
