@@ -277,3 +277,23 @@ def test_writes_during_an_online_restore_are_all_reflected(
             ).fetchone() == (0,)
         assert migrate.current(restore_project, url) == (R1,)
         assert _leftovers(url) == []
+
+
+def test_what_else_the_stash_holds_stays(
+    lossless_server: Server, restore_project: Project, stashed: str
+) -> None:
+    """The last restore of a JSONB drops the stash only when nothing else is in it."""
+    other = (
+        "INSERT INTO lossless_stash (kind, table_name, column_name, row_key)"
+        " VALUES ('link', 'elsewhere', 'x', '[1]'), ('jsonb_was_null', 'elsewhere', 'm', '[2]')"
+    )
+    with copy_of(lossless_server, stashed) as plain, copy_of(lossless_server, stashed) as url:
+        for database in (plain, url):
+            with psycopg.connect(libpq_url(database)) as conn:
+                conn.execute(other)
+        migrate.downgrade(restore_project, plain, R1)
+        migrate.downgrade(restore_project, url, R1, x=ONLINE)
+        assert fingerprint_diff(_fingerprint(plain), _fingerprint(url)) == []
+        with psycopg.connect(libpq_url(url)) as conn:
+            kept = conn.execute("SELECT kind, table_name FROM lossless_stash ORDER BY 1")
+            assert kept.fetchall() == [("jsonb_was_null", "elsewhere"), ("link", "elsewhere")]

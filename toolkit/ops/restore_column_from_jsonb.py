@@ -66,7 +66,7 @@ from toolkit.sql.jsonb_slot import (
     restore_batch_marker,
 )
 from toolkit.sql.online import create_mirror, drop_mirror
-from toolkit.sql.stash import STASH_TABLE, drop_stash_if_empty
+from toolkit.sql.stash import STASH_TABLE, drop_stash_if_empty, if_stash_exists
 
 
 @lossless_operation("restore_column_from_jsonb")
@@ -311,12 +311,14 @@ class RestorePlan(Plan):
         """The key, its marks and the column's record leave the stash (and so does the
         stash table, once empty)."""
         slot, schema = self.slot, self.slot.schema
-        forget = forget_recorded(self.table, self.column, schema=schema, stash=self.stash)
-        originals = Run(slot.forget_originals())
+        originals = slot.forget_originals()
         if not self.stash:  # the expand made it for the progress of online mode
-            return [originals, Run(drop_stash_if_empty(schema))]
-        keys = [Run(slot.unregister_key()), Run(slot.forget_marks_if_nothing_stashed())]
-        return [originals, Run(drop_marks_index(schema)), *keys, *forget]
+            return [Run(originals), Run(drop_stash_if_empty(schema))]
+        # The stash may be gone after the second step: the others run only if it is there.
+        first = [Run(drop_marks_index(schema)), Run(slot.drop_stash_if_only_this())]
+        keys = [originals, slot.unregister_key(), slot.forget_marks_if_nothing_stashed()]
+        forget = forget_recorded(self.table, self.column, schema=schema, stash=None)
+        return [*first, *(Run(if_stash_exists(k, schema)) for k in keys), *forget]
 
     def report(self, tallies: Mapping[str, int]) -> tuple[dict[str, int], list[str]]:
         counts, notes = self.target.finish_report(self.policy, tallies)
