@@ -414,8 +414,8 @@ class ToChildPlan(Plan):
             not_null=not_null,
             measures=(
                 Measure(self.mirror.count_moved(), "moved"),
-                Measure(self.mirror.count_stashed(was_null=False), "stashed"),
-                Measure(self.mirror.count_stashed(was_null=True), "was_null"),
+                Measure(self.mirror.count_stashed(), "stashed"),
+                Measure(self.mirror.count_was_null(), "was_null"),
                 Measure(self.mirror.count_missing(), "missing"),
             ),
             contract_locks=(parent, TableLock(schema, child, "ACCESS EXCLUSIVE"), *referents),

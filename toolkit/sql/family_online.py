@@ -128,17 +128,36 @@ class DownMirror:
             " WHERE p.{pcol} IS NOT NULL"
         ).format(**self._names())
 
-    def count_stashed(self, *, was_null: bool) -> Sql:
-        """Parents holding the key (``was_null``: and marked as having had a NULL JSONB)."""
+    def count_stashed(self) -> Sql:
+        """Parents holding the key."""
+        return sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
+            self.slot.source, self.slot.holds_key
+        )
+
+    def count_was_null(self) -> Sql:
+        """Parents holding the key that are marked as having had a NULL JSONB: read from
+        the marks, each row found by its primary key (never a scan of the stash per row)."""
         slot = self.slot
-        marked: Sql = sql.SQL("")
-        if was_null:
-            mark = entry(WAS_NULL, slot.table, slot.jsonb_column, "m")
-            marked = sql.SQL(
-                " AND EXISTS (SELECT FROM {} AS m WHERE {} AND m.row_key = {})"
-            ).format(stash_ref(slot.schema), mark, row_key_json("t", slot.key_columns))
-        return sql.SQL("SELECT count(*) FROM {} WHERE {}{}").format(
-            slot.source, slot.holds_key, marked
+        keys = slot.key_columns
+        typed = sql.SQL("jsonb_build_object({})").format(
+            sql.SQL(", ").join(
+                sql.SQL("{}, m.row_key -> {}").format(literal(k), sql.Literal(i))
+                for i, k in enumerate(keys)
+            )
+        )
+        return sql.SQL(
+            "SELECT count(DISTINCT m.row_key) FROM {stash} AS m"
+            " CROSS JOIN LATERAL jsonb_populate_record(NULL::{ref}, {typed}) AS k"
+            " JOIN {ref} AS t ON {on} WHERE {mark} AND {holds}"
+        ).format(
+            stash=stash_ref(slot.schema),
+            ref=slot.ref,
+            typed=typed,
+            on=sql.SQL(" AND ").join(
+                sql.SQL("{} = {}").format(column_of("t", k), column_of("k", k)) for k in keys
+            ),
+            mark=entry(WAS_NULL, slot.table, slot.jsonb_column, "m"),
+            holds=slot.holds_key,
         )
 
     def count_missing(self) -> Sql:

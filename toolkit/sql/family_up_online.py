@@ -28,6 +28,7 @@ from toolkit.sql.family import Family
 from toolkit.sql.idents import Sql, column_of, ident, literal, qualified
 from toolkit.sql.jsonb_slot import JsonbSlot
 from toolkit.sql.ordering import order_sql
+from toolkit.sql.planner import nested_loops_back, nested_loops_off
 from toolkit.sql.stash import WAS_NULL, entry, row_key_json, stash_ref
 
 _MAX_NAME = 63
@@ -97,26 +98,20 @@ class UpMirror:
         )
 
     def batch(self, where: Sql) -> list[Sql]:
-        """The parents ``where`` selects: their key moved out, their new column set."""
+        """The parents ``where`` selects: their key moved out (a marked JSONB left
+        exactly ``{}`` given back its SQL NULL, joined to the marks without nested loops,
+        as the plain restore does), their new column set."""
         slot = self.slot
         holds = sql.SQL("{} AND {}").format(where, slot.holds_key)
-        alone = sql.SQL("{j} = jsonb_build_object({k}, {j} -> {k})").format(
-            j=slot.jsonb, k=literal(slot.key)
-        )
         return [
             sql.SQL("UPDATE {} SET {} = {} WHERE {}").format(
                 slot.source, ident(self.kept), slot.decoded(self.type_text), holds
             ),
-            sql.SQL(
-                "UPDATE {} SET {} = CASE WHEN {} AND {} THEN NULL ELSE {} - {} END WHERE {}"
-            ).format(
-                slot.source,
-                ident(slot.jsonb_column),
-                alone,
-                self._marked("t"),
-                slot.jsonb,
-                literal(slot.key),
-                holds,
+            nested_loops_off(),
+            slot.restore_null_jsonb(self.type_text, keep_existing=True, row_filter=where),
+            nested_loops_back(),
+            sql.SQL("UPDATE {} SET {} = {} - {} WHERE {}").format(
+                slot.source, ident(slot.jsonb_column), slot.jsonb, literal(slot.key), holds
             ),
             self.recompute(where),
         ]
