@@ -74,6 +74,7 @@ class LosslessOperations(Operations):
         index: bool | FromRecord = ...,
         owner_key: str | None = ...,
         schema: str | None = ...,
+        online: bool | None = ...,
     ) -> OpResult:
         """Re-add ``table.column`` set to each owner's first link, then drop the junction.
 

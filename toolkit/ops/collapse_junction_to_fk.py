@@ -24,6 +24,7 @@ from toolkit.ops.base import (
     lossless_operation,
     name_of,
 )
+from toolkit.ops.column_online import online_column
 from toolkit.ops.columns import (
     ColumnPlan,
     NamedForeignKey,
@@ -38,9 +39,10 @@ from toolkit.ops.junction import DEFAULT_ORDER, shape_of
 from toolkit.ops.policies import MissingPolicy
 from toolkit.ops.refusals import refusal
 from toolkit.ops.runtime import Runner
-from toolkit.ops.steps import Measure, Run, Step, TableLock
+from toolkit.ops.steps import Measure, OnlineSteps, Run, Step, TableLock, runs
 from toolkit.sql import ddl
 from toolkit.sql.checks import CheckSet, key_text
+from toolkit.sql.collapse_online import FirstLinks
 from toolkit.sql.ddl import ForeignKeySpec
 from toolkit.sql.idents import Sql, table_as_t, type_sql
 from toolkit.sql.junction import CREATED_AT_COLUMN, ID_COLUMN, JunctionShape
@@ -49,6 +51,7 @@ from toolkit.sql.junction_record import (
     junction_recorded_unless,
     record_junction,
 )
+from toolkit.sql.online import create_mirror, drop_mirror
 from toolkit.sql.stash import analyze_stash, ensure_stash, forget
 
 
@@ -107,6 +110,7 @@ class CollapseJunctionToFkOp(LosslessOperation):
     index: bool | FromRecord = FROM_RECORD
     owner_key: str | None = None
     schema: str | None = None
+    online: bool | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "order_by", tuple(self.order_by))
@@ -164,7 +168,11 @@ class CollapseJunctionToFkOp(LosslessOperation):
         if not runner.offline:
             if not reflect.table_exists(runner, self.junction, self.schema):
                 raise UsageError(f"collapse_junction_to_fk: table {self.junction} does not exist")
-            if reflect.column(runner, self.table, self.column, self.schema) is not None:
+            if reflect.column(
+                runner, self.table, self.column, self.schema
+            ) is not None and not reflect.online_run_under_way(
+                runner, self.table, self.column, self.schema
+            ):
                 raise UsageError(f"collapse_junction_to_fk: column {where} already exists")
             owner_key = owner_key or reflect.single_key(runner, self.table, self.schema)
         assert owner_key is not None
@@ -332,6 +340,95 @@ class CollapsePlan(Plan):
         stashing = self.keep_extra_links or self.records is not False
         stash = True if stashing and self.stash is False else self.stash
         return steps + forget_recorded(target.table, target.column, schema=schema, stash=stash)
+
+    @property
+    def first_links(self) -> FirstLinks:
+        return FirstLinks(self.shape, self.order_by)
+
+    def online_steps(self) -> OnlineSteps:
+        """Expand: the column (nullable, empty) and a mirror trigger on the junction that
+        keeps each owner's column at its first link (``toolkit.sql.collapse_online``);
+        batches over the owners set it as the plain collapse does; the column's
+        constraints and objects without long locks (``toolkit.ops.column_online``); the
+        contract drops the trigger and the junction and forgets the record. Abort drops
+        the column and the trigger: the junction was never changed."""
+        shape, target, schema = self.shape, self.target, self.shape.schema
+        self._refuse_online()
+        column = online_column(target)
+        owner = TableLock(schema, target.table, "ACCESS EXCLUSIVE")
+        mirror = runs(drop_mirror(shape.name, shape.owner_column, schema=schema))
+        referents = [
+            TableLock(s, t)
+            for s, t in self.dropped_references()
+            if (s, t) != (schema, target.table)
+        ]
+        return OnlineSteps(
+            table=target.table,
+            column=target.column,
+            schema=schema,
+            keys=(shape.owner_key,),
+            expand_locks=(owner, TableLock(schema, shape.name)),
+            expand=(Run(target.add()), *runs(self._mirror())),
+            batch=lambda where: [Run(self.first_links.fill(where))],
+            constraints=column.constraints,
+            indexes=column.indexes,
+            not_null=column.not_null,
+            measures=self._measures(),
+            contract_locks=(owner, TableLock(schema, shape.name, "ACCESS EXCLUSIVE"), *referents),
+            contract=(
+                *mirror,
+                *column.contract,
+                Run(ddl.drop_table(shape.name, schema=schema)),
+                # The expand made the stash (online mode's bookkeeping): it exists now.
+                *forget_recorded(target.table, target.column, schema=schema, stash=True),
+            ),
+            abort=(
+                *mirror,
+                Run(ddl.drop_column_if_exists(target.table, target.column, schema=schema)),
+            ),
+            writes_source=True,
+        )
+
+    def _refuse_online(self) -> None:
+        """What online mode does not do (before any change)."""
+        target = self.target
+        if not target.nullable and self.policy.mode != "refuse":
+            raise UsageError(
+                f"online mode: {target.where} with on_missing={self.policy.mode!r}: run this"
+                " operation without online mode (online, owners without a link are refused"
+                " before any change)"
+            )
+        if self.keep_extra_links or self.records:
+            why = "keep_extra_links" if self.keep_extra_links else "a junction no promote made"
+            raise UsageError(
+                f"online mode: collapse into {target.where} with {why} (recorded in the stash"
+                " for the promote back, links included): not built yet; run this operation"
+                " without online mode"
+            )
+
+    def _mirror(self) -> list[Sql]:
+        shape = self.shape
+        return create_mirror(
+            shape.name,
+            shape.owner_column,
+            schema=shape.schema,
+            timing="AFTER",
+            events=("INSERT", "UPDATE", "DELETE"),
+            columns=self.first_links.trigger_columns(),
+            body=self.first_links.mirror_body(),
+        )
+
+    def _measures(self) -> tuple[Measure, ...]:
+        """What the plain collapse counts, and the owners whose column is not their first
+        link (``missing``: must be 0)."""
+        shape, links = self.shape, self.first_links
+        measures = [
+            Measure(links.count_collapsed(), "collapsed"),
+            Measure(shape.count_links(), "links"),
+        ]
+        if self.drop_payload:
+            measures.append(Measure(shape.count_payload(self.drop_payload), "payload"))
+        return (*measures, Measure(links.count_missing(), "missing"))
 
     def report(self, tallies: Mapping[str, int]) -> tuple[dict[str, int], list[str]]:
         collapsed = tallies.get("collapsed", 0)
