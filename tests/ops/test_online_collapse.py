@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 from sqlalchemy.exc import DBAPIError
 
 from tests.cli.conftest import engine_on
@@ -132,7 +133,7 @@ def test_abort_before_the_contract_gives_the_junctions_back(
         assert "table lossless_online" in _leftovers(url)
         with pytest.raises(
             OnlineAbortedError,
-            match=r"undone: Collapse junction target_goal_links.*undone: Collapse junction target_sprint",
+            match=r"undone: Collapse junction target_goal_links.*undone: Collapse junction",
         ):
             migrate.downgrade(PROJECT, url, SCENARIO.before, x={"online": "abort"})
         assert fingerprint_diff(before, _fingerprint(url)) == []
@@ -145,8 +146,10 @@ def test_abort_before_the_contract_gives_the_junctions_back(
 WRITES = """
 INSERT INTO target_{kind}_links (id, target_id, {kind}_id, created_at)
 SELECT md5(l.target_id::text || 'early')::uuid, l.target_id,
-       (SELECT x.id FROM {referents} AS x ORDER BY x.id DESC LIMIT 1), l.created_at - interval '1 year'
-FROM target_{kind}_links AS l WHERE l.id IN (SELECT id FROM target_{kind}_links ORDER BY id LIMIT 10)
+       (SELECT x.id FROM {referents} AS x ORDER BY x.id DESC LIMIT 1),
+       l.created_at - interval '1 year'
+FROM target_{kind}_links AS l
+WHERE l.id IN (SELECT id FROM target_{kind}_links ORDER BY id LIMIT 10)
 ON CONFLICT DO NOTHING;
 DELETE FROM target_{kind}_links AS l WHERE l.id IN (
     SELECT DISTINCT ON (target_id) id FROM target_{kind}_links
@@ -154,7 +157,8 @@ DELETE FROM target_{kind}_links AS l WHERE l.id IN (
     ORDER BY target_id, created_at, id LIMIT 10);
 UPDATE target_{kind}_links SET created_at = created_at - interval '3 days'
 WHERE id IN (SELECT id FROM target_{kind}_links ORDER BY id DESC LIMIT 10);
-UPDATE target_{kind}_links AS l SET target_id = (SELECT min(target_id::text)::uuid FROM target_{kind}_links)
+UPDATE target_{kind}_links AS l
+SET target_id = (SELECT min(target_id::text)::uuid FROM target_{kind}_links)
 WHERE l.id IN (SELECT id FROM target_{kind}_links WHERE target_id IN (
     SELECT target_id FROM target_{kind}_links GROUP BY 1 HAVING count(*) > 1) ORDER BY id LIMIT 3)
 AND NOT EXISTS (SELECT FROM target_{kind}_links AS o WHERE o.{kind}_id = l.{kind}_id
@@ -222,6 +226,14 @@ def test_what_online_mode_does_not_do_is_refused_before_any_change(
 
 # -- writes during the online collapse -----------------------------------------------------
 
+
+def _q(kind: str, statement: str) -> sql.Composed:
+    """``statement`` on the ``kind`` junction: ``{links}`` its name, ``{col}`` its referent."""
+    return sql.SQL(statement).format(  # type: ignore[arg-type]
+        links=sql.Identifier(f"target_{kind}_links"), col=sql.Identifier(f"{kind}_id")
+    )
+
+
 Link = tuple[datetime, str, str]  # created_at, id, referent: the collapse's order
 
 
@@ -252,8 +264,10 @@ class Writer:
             for kind in ("sprint", "goal"):
                 mine: dict[str, dict[str, Link]] = {}
                 for target, link, referent, created in conn.execute(
-                    f"SELECT target_id::text, id::text, {kind}_id::text, created_at"  # type: ignore[arg-type]
-                    f" FROM target_{kind}_links"
+                    _q(
+                        kind,
+                        "SELECT target_id::text, id::text, {col}::text, created_at FROM {links}",
+                    )
                 ):
                     if int(target[-2:], 16) % self.of == self.number:
                         mine.setdefault(target, {})[link] = (created, link, referent)
@@ -287,26 +301,32 @@ class Writer:
             return self._insert_owner(conn, rng, referents)
         if action == "add":
             row = conn.execute(
-                f"INSERT INTO target_{kind}_links (target_id, {kind}_id) VALUES (%s, %s)"  # type: ignore[arg-type]
-                " ON CONFLICT DO NOTHING RETURNING id::text, created_at",
+                _q(
+                    kind,
+                    "INSERT INTO {links} (target_id, {col}) VALUES (%s, %s)"
+                    " ON CONFLICT DO NOTHING RETURNING id::text, created_at",
+                ),
                 (target, rng.choice(referents[kind])),
             ).fetchone()
             if row is not None:
                 referent = conn.execute(
-                    f"SELECT {kind}_id::text FROM target_{kind}_links WHERE id = %s",  # type: ignore[arg-type]
+                    _q(kind, "SELECT {col}::text FROM {links} WHERE id = %s"),
                     (row[0],),
                 ).fetchone()
                 assert referent is not None
                 mine[target][row[0]] = (row[1], row[0], referent[0])
         elif action == "delete" and len(mine[target]) > 1:
             link = rng.choice(sorted(mine[target]))
-            conn.execute(f"DELETE FROM target_{kind}_links WHERE id = %s", (link,))  # type: ignore[arg-type]
+            conn.execute(_q(kind, "DELETE FROM {links} WHERE id = %s"), (link,))
             del mine[target][link]
         elif action == "earlier":
             link = rng.choice(sorted(mine[target]))
             row = conn.execute(
-                f"UPDATE target_{kind}_links SET created_at = created_at - interval '2 days'"  # type: ignore[arg-type]
-                " WHERE id = %s RETURNING created_at",
+                _q(
+                    kind,
+                    "UPDATE {links} SET created_at = created_at - interval '2 days'"
+                    " WHERE id = %s RETURNING created_at",
+                ),
                 (link,),
             ).fetchone()
             assert row is not None
@@ -328,8 +348,11 @@ class Writer:
                 new: dict[str, Link] = {}
                 for kind in ("sprint", "goal"):
                     row = conn.execute(
-                        f"INSERT INTO target_{kind}_links (target_id, {kind}_id)"  # type: ignore[arg-type]
-                        f" VALUES (%s, %s) RETURNING id::text, created_at, {kind}_id::text",
+                        _q(
+                            kind,
+                            "INSERT INTO {links} (target_id, {col})"
+                            " VALUES (%s, %s) RETURNING id::text, created_at, {col}::text",
+                        ),
                         (target[0], rng.choice(referents[kind])),
                     ).fetchone()
                     assert row is not None
@@ -375,7 +398,7 @@ def test_writes_during_an_online_collapse_are_all_reflected(
             found = {
                 (kind, r[0], r[1])
                 for kind in ("sprint", "goal")
-                for r in conn.execute(f"SELECT id::text, {kind}_id::text FROM targets")  # type: ignore[arg-type]
+                for r in conn.execute(_q(kind, "SELECT id::text, {col}::text FROM targets"))
             }
         assert found == expected
         assert _leftovers(url) == []
