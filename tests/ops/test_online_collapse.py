@@ -210,7 +210,7 @@ def test_a_target_without_link_is_refused_before_any_change(
 @pytest.mark.parametrize(
     ("option", "message"),
     [
-        ({"keep_extra_links": "true"}, "keep_extra_links: not built yet"),
+        ({"keep_extra_links": "true"}, "with keep_extra_links .*not built yet"),
         ({"on_missing": "keep_null"}, "on_missing='keep_null'"),
     ],
 )
@@ -221,6 +221,22 @@ def test_what_online_mode_does_not_do_is_refused_before_any_change(
         before = _fingerprint(url)
         with pytest.raises(UsageError, match=message):
             migrate.downgrade(PROJECT, url, SCENARIO.before, x={**ONLINE, **option})
+        assert fingerprint_diff(before, _fingerprint(url)) == []
+
+
+def test_a_junction_no_promote_made_is_refused_online_before_any_change(
+    lossless_server: Server, collapsible: str
+) -> None:
+    """Without the column's record the plain collapse records the junction and its links for
+    the promote back, which online mode does not do yet."""
+    with copy_of(lossless_server, collapsible) as url:
+        with psycopg.connect(libpq_url(url)) as conn:
+            conn.execute(
+                "DELETE FROM lossless_stash WHERE kind = 'column' AND column_name = 'sprint_id'"
+            )
+        before = _fingerprint(url)
+        with pytest.raises(UsageError, match="a junction no promote made"):
+            migrate.downgrade(PROJECT, url, SCENARIO.before, x=ONLINE)
         assert fingerprint_diff(before, _fingerprint(url)) == []
 
 
