@@ -142,7 +142,7 @@ def test_abort_before_the_contract_gives_the_junctions_back(
 
 
 #: Application writes after the backfills: links that sort first, first links deleted,
-#: links moved earlier or to another target (the same on both copies).
+#: links moved earlier, a link moved to another target (the same on both copies).
 WRITES = """
 INSERT INTO target_{kind}_links (id, target_id, {kind}_id, created_at)
 SELECT md5(l.target_id::text || 'early')::uuid, l.target_id,
@@ -160,7 +160,7 @@ WHERE id IN (SELECT id FROM target_{kind}_links ORDER BY id DESC LIMIT 10);
 UPDATE target_{kind}_links AS l
 SET target_id = (SELECT min(target_id::text)::uuid FROM target_{kind}_links)
 WHERE l.id IN (SELECT id FROM target_{kind}_links WHERE target_id IN (
-    SELECT target_id FROM target_{kind}_links GROUP BY 1 HAVING count(*) > 1) ORDER BY id LIMIT 3)
+    SELECT target_id FROM target_{kind}_links GROUP BY 1 HAVING count(*) > 1) ORDER BY id LIMIT 1)
 AND NOT EXISTS (SELECT FROM target_{kind}_links AS o WHERE o.{kind}_id = l.{kind}_id
                 AND o.target_id = (SELECT min(target_id::text)::uuid FROM target_{kind}_links));
 """
