@@ -275,7 +275,7 @@ def test_writes_during_an_online_upgrade_are_all_reflected(
         assert stashed == commitments
 
 
-def test_a_round_trip_with_online_upgrades_passes_the_verifier(lossless_server: Server) -> None:
+def test_a_round_trip_online_passes_the_verifier(lossless_server: Server) -> None:
     report = run_scenario_roundtrip(SCENARIO, lossless_server.url, rows=60, seed=2, online=True)
     assert report.ok, report.render()
     assert [s.name for s in report.steps] == [
@@ -286,6 +286,9 @@ def test_a_round_trip_with_online_upgrades_passes_the_verifier(lossless_server: 
         "new shape",
     ]
     assert f"every upgrade to {SCENARIO.after} ran in online mode (-x online=true)" in report.notes
+    assert f"every downgrade to {SCENARIO.before} ran in online mode (-x online=true)" in (
+        report.notes
+    )
 
 
 def test_a_busy_lock_in_a_short_transaction_is_retried(
