@@ -71,6 +71,35 @@ def record_and_drop(
     ) + drop_with_foreign_keys(table, column, fk_names, schema=schema)
 
 
+def record_carried_and_drop(
+    table: str, column: str, fk_names: tuple[str, ...], *, schema: str | None
+) -> list[Step]:
+    """Drop ``table.column`` (a child's column a ``move_fk_to_child`` made) with its foreign
+    keys, recording it first only if it carries more than that move makes (an index, a
+    constraint, a comment, grants, a statistics target, a default, a collation), for the
+    next ``move_fk_to_child`` to give back (``replay_carried``); else nothing is left."""
+    return runs(
+        [
+            ensure_stash(schema),
+            forget("column", table, column, schema=schema),
+            record_column(table, column, schema=schema, only_if_carried=True),
+            drop_stash_if_empty(schema),
+        ]
+    ) + drop_with_foreign_keys(table, column, fk_names, schema=schema)
+
+
+def replay_carried(table: str, column: str, type_text: str, *, schema: str | None) -> list[Step]:
+    """Give ``table.column`` (just made, filled, constrained) what ``record_carried_and_drop``
+    recorded, if anything, and forget the record (decided when the script runs)."""
+    return runs(
+        [
+            replay_column_settings(table, column, type_text, schema=schema),
+            replay_attached_objects(table, column, schema=schema),
+            if_stash_exists(forget("column", table, column, schema=schema), schema),
+        ]
+    )
+
+
 def drop_with_foreign_keys(
     table: str, column: str, fk_names: tuple[str, ...], *, schema: str | None
 ) -> list[Step]:

@@ -22,7 +22,12 @@ from toolkit.ops.base import (
     lossless_operation,
     name_of,
 )
-from toolkit.ops.columns import default_fk_name, foreign_key_names, record_and_drop
+from toolkit.ops.columns import (
+    default_fk_name,
+    foreign_key_names,
+    record_and_drop,
+    replay_carried,
+)
 from toolkit.ops.family import explicit_referent, family_of, fk_args_of, parent_key_of
 from toolkit.ops.jsonb_slot import (
     DEFAULT_JSONB,
@@ -190,6 +195,8 @@ class MoveFkToChildOp(LosslessOperation):
             fk_names=foreign_key_names(runner, self.parent, self.column, self.schema),
             guaranteed=guaranteed,
             child_key=child_key,
+            child_recorded=not runner.offline
+            and reflect.recorded(runner, self.child, self.new_column, self.schema) is not None,
         )
 
     def _reflect(
@@ -247,6 +254,8 @@ class ToChildPlan(Plan):
     #: the child's key, naming its rows in a refusal (offline ``ctid``); None when every
     #: child is known to have a parent
     child_key: tuple[str, ...] | None
+    #: a move_fk_to_parent recorded the child's column with objects of its own (online)
+    child_recorded: bool = False
 
     def dropped_columns(self) -> list[tuple[str | None, str, str]]:
         return [(self.family.schema, self.table, self.column)]
@@ -317,6 +326,7 @@ class ToChildPlan(Plan):
                 child, [self.child_column], self.fk_name, self.referent, schema=schema
             )
             steps.append(Run(fk))
+        steps += replay_carried(child, self.child_column, self.type_text, schema=schema)
         return steps + record_and_drop(self.table, self.column, self.fk_names, schema=schema)
 
     @property
@@ -378,6 +388,13 @@ class ToChildPlan(Plan):
         return out
 
     def online_steps(self) -> OnlineSteps:
+        if self.child_recorded:
+            raise UsageError(
+                f"{self.operation}: {self.family.child}.{self.child_column} was recorded with"
+                " objects of its own (indexes, constraints, comment, grants...) when a"
+                " move_fk_to_parent dropped it; online mode cannot re-create them without long"
+                " locks: run this operation without online mode"
+            )
         family, schema, child = self.family, self.family.schema, self.family.child
         parent = TableLock(schema, family.parent, "ACCESS EXCLUSIVE")
         referents = [TableLock(s, t) for s, t in self.dropped_references()]

@@ -28,9 +28,9 @@ from toolkit.ops.columns import (
     ColumnPlan,
     NamedForeignKey,
     default_fk_name,
-    drop_with_foreign_keys,
     foreign_key_names,
     forget_recorded,
+    record_carried_and_drop,
     resolve_column,
 )
 from toolkit.ops.family import explicit_referent, family_of, fk_args_of, parent_key_of
@@ -306,7 +306,7 @@ class ToParentPlan(Plan):
             *restore,
             *target.finish_steps(self.policy, offline=self.offline),
         )
-        drop = drop_with_foreign_keys(self.table, self.column, self.fk_names, schema=family.schema)
+        drop = record_carried_and_drop(self.table, self.column, self.fk_names, schema=family.schema)
         forget = forget_recorded(
             target.table, target.column, schema=family.schema, stash=self.stash
         )

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from toolkit.errors import UsageError
 from toolkit.ops.column_online import online_column
-from toolkit.ops.columns import drop_with_foreign_keys, forget_recorded
+from toolkit.ops.columns import forget_recorded, record_carried_and_drop
 from toolkit.ops.steps import Measure, OnlineSteps, Run, TableLock, runs
 from toolkit.sql import ddl
 from toolkit.sql.family_up_online import UpMirror
@@ -104,7 +104,7 @@ def up_online_steps(plan: ToParentPlan) -> OnlineSteps:
             Run(slot.unregister_key()),
             Run(slot.forget_marks_if_nothing_stashed()),
             *finish.contract,
-            *drop_with_foreign_keys(table, column, plan.fk_names, schema=schema),
+            *record_carried_and_drop(table, column, plan.fk_names, schema=schema),
             *forget_recorded(target.table, target.column, schema=schema, stash=True),
         ),
         # Every value moved out of the JSONB is in the kept column: back under the key.

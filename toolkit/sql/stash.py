@@ -104,7 +104,9 @@ def drop_if_empty(table: str, schema: str | None) -> Sql:
     )
 
 
-def record_column(table: str, column: str, *, schema: str | None) -> Sql:
+def record_column(
+    table: str, column: str, *, schema: str | None, only_if_carried: bool = False
+) -> Sql:
     """Record ``table.column``'s current definition (read from the catalog when the script
     runs, online and offline alike).
 
@@ -113,8 +115,22 @@ def record_column(table: str, column: str, *, schema: str | None) -> Sql:
     (types, referenced tables, functions and sequences of defaults, indexes' expressions)
     is schema-qualified and the restore re-creates the same objects whatever its own
     ``search_path``. The session's path is put back before the insert.
+
+    ``only_if_carried``: record only when the column carries something beyond its type,
+    nullability and foreign keys (attached objects, a default, a collation): the column a
+    ``move_fk_to_child`` made is re-made by the next one as it was unless a team added to it.
     """
     rel = sql.SQL("lossless_rel")
+    insert = sql.SQL(
+        "  INSERT INTO {stash} (kind, table_name, column_name, row_key, payload)"
+        " VALUES ('column', {table}, {column}, '[]'::jsonb, lossless_payload);\n"
+    ).format(stash=stash_ref(schema), table=literal(table), column=literal(column))
+    if only_if_carried:
+        insert = sql.SQL(
+            "  IF jsonb_array_length(lossless_payload -> 'attached' -> 'statements') > 0"
+            " OR lossless_payload -> 'attached' ->> 'collation' IS NOT NULL"
+            " OR lossless_payload ->> 'default' IS NOT NULL THEN\n  {insert}  END IF;\n"
+        ).format(insert=insert)
     return do_block(
         sql.SQL(
             "DECLARE\n  lossless_rel regclass := {regclass};\n"
@@ -122,16 +138,12 @@ def record_column(table: str, column: str, *, schema: str | None) -> Sql:
             "  lossless_payload jsonb;\nBEGIN\n"
             "  PERFORM set_config('search_path', '', true);\n"
             "  lossless_payload := {definition} || jsonb_build_object('attached', {attached});\n"
-            "  PERFORM set_config('search_path', lossless_path, true);\n"
-            "  INSERT INTO {stash} (kind, table_name, column_name, row_key, payload)"
-            " VALUES ('column', {table}, {column}, '[]'::jsonb, lossless_payload);\nEND"
+            "  PERFORM set_config('search_path', lossless_path, true);\n{insert}END"
         ).format(
             regclass=regclass(table, schema),
             definition=column_definition_json(table, column, schema, rel=rel),
             attached=attached_json(table, column, schema, rel=rel),
-            stash=stash_ref(schema),
-            table=literal(table),
-            column=literal(column),
+            insert=insert,
         )
     )
 

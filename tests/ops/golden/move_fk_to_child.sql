@@ -217,6 +217,49 @@ ALTER TABLE iterations_ite ALTER COLUMN plm_id SET NOT NULL;
 -- squawk-ignore constraint-missing-not-valid, adding-foreign-key-constraint -- lossless: see docs/live.md
 ALTER TABLE iterations_ite ADD CONSTRAINT iterations_ite_plm_id_fkey FOREIGN KEY (plm_id) REFERENCES plans_master_plm;
 
+DO $lossless$
+DECLARE
+  r jsonb;
+BEGIN
+  IF to_regclass('lossless_stash') IS NOT NULL THEN
+    SELECT s.payload INTO r FROM lossless_stash AS s WHERE s.kind = 'column' AND s.table_name = 'iterations_ite' AND s.column_name = 'plm_id' LIMIT 1;
+    IF r ->> 'default' IS NOT NULL THEN
+      EXECUTE 'ALTER TABLE iterations_ite ALTER COLUMN plm_id ' || 'SET DEFAULT ' || (r ->> 'default');
+    END IF;
+    IF r -> 'attached' ->> 'collation' IS NOT NULL THEN
+      EXECUTE 'ALTER TABLE iterations_ite ALTER COLUMN plm_id ' || 'TYPE uuid' || ' COLLATE ' || (r -> 'attached' ->> 'collation');
+    END IF;
+  END IF;
+END
+$lossless$;
+
+DO $lossless$
+DECLARE
+  s text;
+  lossless_named text;
+  lossless_current text;
+BEGIN
+  IF to_regclass('lossless_stash') IS NOT NULL THEN
+    FOR s IN SELECT jsonb_array_elements_text(s.payload -> 'attached' -> 'statements') FROM lossless_stash AS s WHERE s.kind = 'column' AND s.table_name = 'iterations_ite' AND s.column_name = 'plm_id' LOOP
+      EXECUTE s;
+    END LOOP;
+    SELECT r.payload -> 'not_null' ->> 'name' INTO lossless_named FROM lossless_stash AS r WHERE r.kind = 'column' AND r.table_name = 'iterations_ite' AND r.column_name = 'plm_id' LIMIT 1;
+    SELECT n.conname INTO lossless_current FROM pg_constraint n JOIN pg_attribute a ON a.attrelid = n.conrelid AND n.conkey = ARRAY[a.attnum] WHERE n.conrelid = to_regclass('iterations_ite') AND n.contype = 'n' AND a.attname = 'plm_id';
+    IF lossless_current <> lossless_named THEN
+      EXECUTE format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', to_regclass('iterations_ite'), lossless_current, lossless_named);
+    END IF;
+  END IF;
+END
+$lossless$;
+
+DO $lossless$
+BEGIN
+  IF to_regclass('lossless_stash') IS NOT NULL THEN
+    DELETE FROM lossless_stash AS s WHERE s.kind = 'column' AND s.table_name = 'iterations_ite' AND s.column_name = 'plm_id';
+  END IF;
+END
+$lossless$;
+
 CREATE TABLE IF NOT EXISTS lossless_stash (kind text NOT NULL, table_name text NOT NULL, column_name text NOT NULL, row_key jsonb NOT NULL, payload jsonb);
 
 DELETE FROM lossless_stash AS s WHERE s.kind = 'column' AND s.table_name = 'migrations_mig' AND s.column_name = 'plm_id';

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pytest
 from alembic.operations import MigrateOperation
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
+from tests.cli.conftest import engine_on
 from tests.ops.helpers import execute
 from tests.ops.hostile.harness import (
     DROPPING,
@@ -24,6 +25,10 @@ from tests.ops.hostile.harness import (
     take,
 )
 from tests.ops.hostile.test_triggers_rls import TOUCH
+from toolkit import migrate
+from toolkit.bundled import get_scenario
+from toolkit.errors import UsageError
+from toolkit.migrate import Project
 from toolkit.ops import (
     CollapseJunctionToFkOp,
     MoveFkToChildOp,
@@ -32,6 +37,8 @@ from toolkit.ops import (
     RestoreColumnFromJsonbOp,
     StashColumnInJsonbOp,
 )
+from toolkit.postgres import Server, scratch_database
+from toolkit.verify.fingerprint import fingerprint, fingerprint_diff
 
 #: name -> SQL that attaches one object to sprints.goal_id
 ATTACHED = {
@@ -205,27 +212,79 @@ def test_offline_round_trip_carries_what_is_attached(
     assert exact(before, take(lossless_engine)) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="move_fk_to_parent does not record the child column it drops: its indexes,"
-    " constraints, comment, grants and statistics target do not come back",
+DECOUPLING = get_scenario("iteration-decoupling")
+DECOUPLING_PROJECT = Project.for_scenario(DECOUPLING)
+
+#: Objects a team added to tasks.goal_id after a move to the child made it.
+CHILD_COLUMN_OBJECTS = (
+    "CREATE INDEX ix_tasks_goal ON tasks (goal_id) WHERE title <> '';"
+    " ALTER TABLE tasks ADD CONSTRAINT ck_tasks_goal CHECK (goal_id IS NOT NULL);"
+    " COMMENT ON COLUMN tasks.goal_id IS 'the goal';"
+    " GRANT SELECT (goal_id) ON tasks TO PUBLIC;"
+    " ALTER TABLE tasks ALTER goal_id SET STATISTICS 300;"
+    " ALTER TABLE tasks ALTER goal_id SET DEFAULT '00000000-0000-0000-0000-000000000000'"
 )
+
+
+def _child_column_with_objects(engine: Engine) -> None:
+    setup(engine)
+    run(engine, DROPPING["move_to_child"]())
+    with engine.begin() as conn:
+        for script in (CHILD_COLUMN_OBJECTS, TOUCH):
+            execute(conn, script)
+
+
 def test_move_to_parent_carries_what_is_attached_to_the_child_column(
     lossless_engine: Engine,
 ) -> None:
     # tasks.goal_id (made by a move to the child) with objects of its own; the move back to
     # the parent drops it, the move to the child after gives it back with them.
-    setup(lossless_engine)
-    run(lossless_engine, DROPPING["move_to_child"]())
-    with lossless_engine.begin() as conn:
-        for script in (
-            "CREATE INDEX ix_tasks_goal ON tasks (goal_id) WHERE title <> '';"
-            " ALTER TABLE tasks ADD CONSTRAINT ck_tasks_goal CHECK (goal_id IS NOT NULL);"
-            " COMMENT ON COLUMN tasks.goal_id IS 'the goal';"
-            " GRANT SELECT (goal_id) ON tasks TO PUBLIC;"
-            " ALTER TABLE tasks ALTER goal_id SET STATISTICS 300",
-            TOUCH,
-        ):
-            execute(conn, script)
+    _child_column_with_objects(lossless_engine)
 
     assert_exact(lossless_engine, MOVE_TO_PARENT())
+
+
+def test_move_to_parent_offline_carries_what_is_attached_to_the_child_column(
+    lossless_engine: Engine,
+) -> None:
+    _child_column_with_objects(lossless_engine)
+    before = take(lossless_engine)
+    to_child, to_parent = OFFLINE_ROUND_TRIPS["move_to_child"]
+
+    run_offline(lossless_engine, lambda op: op.invoke(to_parent))
+    with lossless_engine.connect() as conn:
+        recorded = text("SELECT count(*) FROM lossless_stash WHERE kind = 'column'")
+        assert conn.execute(recorded).scalar() == 1  # the child's column, with what it carries
+    run_offline(lossless_engine, lambda op: op.invoke(to_child))
+
+    assert exact(before, take(lossless_engine)) == []
+
+
+def test_iteration_decoupling_carries_an_index_a_team_added_to_the_child_column(
+    lossless_server: Server,
+) -> None:
+    """The scenario's downgrade records the objects a team added to iterations_ite.plm_id;
+    an online upgrade after it refuses (it cannot build them without long locks), the plain
+    one gives them back and leaves no stash."""
+    with scratch_database(lossless_server.url, prefix="lossless_carried") as url:
+        migrate.upgrade(DECOUPLING_PROJECT, url, DECOUPLING.before)
+        with engine_on(url) as engine, engine.begin() as conn:
+            DECOUPLING.seed(conn, 30, 2)
+        migrate.upgrade(DECOUPLING_PROJECT, url, DECOUPLING.after)
+        with engine_on(url) as engine, engine.begin() as conn:
+            conn.execute(text("CREATE INDEX ix_ite_plan ON iterations_ite (plm_id, created_at)"))
+            conn.execute(text("COMMENT ON COLUMN iterations_ite.plm_id IS 'the plan'"))
+        with engine_on(url) as engine, engine.connect() as conn:
+            upgraded = fingerprint(conn)
+        migrate.downgrade(DECOUPLING_PROJECT, url, DECOUPLING.before)
+        with engine_on(url) as engine, engine.connect() as conn:
+            downgraded = fingerprint(conn)
+
+        with pytest.raises(UsageError, match="online mode cannot re-create them"):
+            migrate.upgrade(DECOUPLING_PROJECT, url, DECOUPLING.after, x={"online": "true"})
+        with engine_on(url) as engine, engine.connect() as conn:
+            assert fingerprint_diff(downgraded, fingerprint(conn)) == []
+
+        migrate.upgrade(DECOUPLING_PROJECT, url, DECOUPLING.after)
+        with engine_on(url) as engine, engine.connect() as conn:
+            assert fingerprint_diff(upgraded, fingerprint(conn)) == []
