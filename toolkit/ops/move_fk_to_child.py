@@ -387,7 +387,8 @@ class ToChildPlan(Plan):
                 )
         return out
 
-    def online_steps(self) -> OnlineSteps:
+    def _refuse_online_replay(self) -> None:
+        """Online mode cannot build a recorded child column's indexes under short locks."""
         if self.child_recorded:
             raise UsageError(
                 f"{self.operation}: {self.family.child}.{self.child_column} was recorded with"
@@ -395,6 +396,9 @@ class ToChildPlan(Plan):
                 " move_fk_to_parent dropped it; online mode cannot re-create them without long"
                 " locks: run this operation without online mode"
             )
+
+    def online_steps(self) -> OnlineSteps:
+        self._refuse_online_replay()
         family, schema, child = self.family, self.family.schema, self.family.child
         parent = TableLock(schema, family.parent, "ACCESS EXCLUSIVE")
         referents = [TableLock(s, t) for s, t in self.dropped_references()]
