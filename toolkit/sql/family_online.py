@@ -76,21 +76,19 @@ class DownMirror:
 
     def parent_body(self) -> Sql:
         """BEFORE INSERT / UPDATE of the value or the JSONB on the parent."""
-        mark = entry(WAS_NULL, self.slot.table, self.slot.jsonb_column, "m")
+        slot = self.slot
+        mark = entry(WAS_NULL, slot.table, slot.jsonb_column, "m")
+        put = slot.mirror_put(
+            f"lossless online: {slot.table}.{slot.jsonb_column} must be a JSON object (or NULL)"
+            f" to keep {slot.column} of a parent without {self.family.child} under key"
+            f" {slot.key!r}"
+        )
         return sql.SQL(
             "IF TG_OP = 'UPDATE' AND NEW.{pcol} IS DISTINCT FROM OLD.{pcol} THEN\n"
             "  UPDATE {child} AS c SET {ccol} = NEW.{pcol} WHERE c.{fk} = NEW.{key};\n"
             "END IF;\n"
             "IF NEW.{pcol} IS NOT NULL AND NOT EXISTS"
-            " (SELECT FROM {child} AS c WHERE c.{fk} = NEW.{key}) THEN\n"
-            "  IF NEW.{jcol} IS NULL THEN\n"
-            "    INSERT INTO {stash} (kind, table_name, column_name, row_key)"
-            " VALUES ({kind}, {table}, {jname}, {row_key});\n"
-            "  ELSIF jsonb_typeof(NEW.{jcol}) <> 'object' THEN\n"
-            "    RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = {message};\n"
-            "  END IF;\n"
-            "  NEW.{jcol} := COALESCE(NEW.{jcol}, '{{}}'::jsonb)"
-            " || jsonb_build_object({k}, to_jsonb(NEW.{pcol}));\n"
+            " (SELECT FROM {child} AS c WHERE c.{fk} = NEW.{key}) THEN\n{put}"
             "ELSIF jsonb_typeof(NEW.{jcol}) = 'object' AND NEW.{jcol} ? {k} THEN\n"
             "  NEW.{jcol} := NEW.{jcol} - {k};\n"
             "  IF NEW.{jcol} = '{{}}'::jsonb AND EXISTS"
@@ -100,16 +98,9 @@ class DownMirror:
             "  END IF;\n"
             "END IF;\nRETURN NEW;"
         ).format(
-            kind=literal(WAS_NULL),
-            table=literal(self.slot.table),
-            jname=literal(self.slot.jsonb_column),
-            row_key=row_key_json("new", self.slot.key_columns),
+            put=put,
+            row_key=row_key_json("new", slot.key_columns),
             mark=mark,
-            message=literal(
-                f"lossless online: {self.slot.table}.{self.slot.jsonb_column} must be a JSON"
-                f" object (or NULL) to keep {self.slot.column} of a parent without"
-                f" {self.family.child} under key {self.slot.key!r}"
-            ),
             **self._names(),
         )
 

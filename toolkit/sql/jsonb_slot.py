@@ -258,13 +258,12 @@ class JsonbSlot:
             f=self._and(row_filter),
         )
 
-    def mirror_body(self) -> Sql:
-        """The body of the BEFORE trigger that stashes each value the application writes
-        while online mode fills the JSONB: the key follows the column, a NULL JSONB that
-        receives a value is marked as ``write_values`` + ``mark_null_jsonb`` would, and a
-        non-object JSONB that would need the key fails the write (nothing silently lost)."""
+    def mirror_put(self, message: str) -> Sql:
+        """PL/pgSQL of a BEFORE row trigger putting ``NEW``'s value under the key: a NULL
+        JSONB is marked (as ``write_values`` + ``mark_null_jsonb`` would) and becomes an
+        object; a JSONB that is not an object fails the write with ``message`` (nothing is
+        silently lost). Shared by the stash's mirror and ``move_fk_to_child``'s."""
         return sql.SQL(
-            "IF NEW.{col} IS NOT NULL THEN\n"
             "  IF NEW.{jcol} IS NULL THEN\n"
             "    INSERT INTO {stash} (kind, table_name, column_name, row_key)"
             " VALUES ({kind}, {table}, {jname}, {row_key});\n"
@@ -273,9 +272,6 @@ class JsonbSlot:
             "  END IF;\n"
             "  NEW.{jcol} := COALESCE(NEW.{jcol}, '{{}}'::jsonb)"
             " || jsonb_build_object({k}, to_jsonb(NEW.{col}));\n"
-            "ELSIF jsonb_typeof(NEW.{jcol}) = 'object' THEN\n"
-            "  NEW.{jcol} := NEW.{jcol} - {k};\n"
-            "END IF;\nRETURN NEW;"
         ).format(
             col=ident(self.column),
             jcol=ident(self.jsonb_column),
@@ -284,11 +280,24 @@ class JsonbSlot:
             table=literal(self.table),
             jname=literal(self.jsonb_column),
             row_key=row_key_json("new", self.key_columns),
-            message=literal(
-                f"lossless online: {self.table}.{self.jsonb_column} must be a JSON object (or"
-                f" NULL) to receive {self.column} under key {self.key!r}"
-            ),
+            message=literal(message),
             k=literal(self.key),
+        )
+
+    def mirror_body(self) -> Sql:
+        """The body of the BEFORE trigger that stashes each value the application writes
+        while online mode fills the JSONB: the key follows the column (``mirror_put``)."""
+        put = self.mirror_put(
+            f"lossless online: {self.table}.{self.jsonb_column} must be a JSON object (or"
+            f" NULL) to receive {self.column} under key {self.key!r}"
+        )
+        return sql.SQL(
+            "IF NEW.{col} IS NOT NULL THEN\n{put}"
+            "ELSIF jsonb_typeof(NEW.{jcol}) = 'object' THEN\n"
+            "  NEW.{jcol} := NEW.{jcol} - {k};\n"
+            "END IF;\nRETURN NEW;"
+        ).format(
+            col=ident(self.column), jcol=ident(self.jsonb_column), k=literal(self.key), put=put
         )
 
     def count_mirrored(self, *, missing: bool) -> Sql:
