@@ -531,8 +531,8 @@ def _measure(runner: Runner, job: _Job) -> str:
     if missing:
         raise VerificationError(
             f"{runner.operation}: {missing} value(s) of {steps.table}.{steps.column} are not in"
-            " the new structure after the backfill; nothing was dropped; a rerun of the"
-            " upgrade continues from here"
+            " the new structure after the backfill; nothing was dropped; running the same"
+            " command again continues from here, `--online --abort` undoes the run"
         )
     counts, notes = job.plan.report(tallies)
     return json.dumps({"counts": counts, "notes": notes})
