@@ -10,7 +10,6 @@ changes (as ``toolkit.ops.record_agreement`` does for a column's record).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,11 +50,9 @@ def read(runner: Runner, table: str, column: str, schema: str | None) -> Junctio
     """The junction recorded for ``table.column`` (online), if any."""
     if runner.offline or not reflect.stash_exists(runner, schema):
         return None
-    payload: Any = runner.scalar(recorded_junction(table, column, schema=schema))
+    payload = reflect.json_value(runner, recorded_junction(table, column, schema=schema))
     if payload is None:
         return None
-    if isinstance(payload, str):
-        payload = json.loads(payload)
     return JunctionRecord(
         create=str(payload["create"]),
         before_load=tuple(payload["before_load"]),

@@ -39,6 +39,7 @@ from sqlalchemy.exc import DBAPIError
 
 from toolkit.errors import OfflineModeError, OnlineAbortedError, UsageError, VerificationError
 from toolkit.lock_retries import with_lock_retries
+from toolkit.ops import reflect
 from toolkit.ops.base import LosslessOperation, Plan
 from toolkit.ops.results import OpResult, log
 from toolkit.ops.runtime import Runner
@@ -566,9 +567,7 @@ def _progress(runner: Runner, operation: LosslessOperation) -> dict[str, Any]:
     exists = sql.SQL("SELECT {} IS NULL").format(regclass(osql.PROGRESS_TABLE, schema))
     if runner.scalar(exists):
         return {}
-    found = runner.scalar(osql.read_progress(table, column, schema=schema))
-    if isinstance(found, str):
-        found = json.loads(found)
+    found = reflect.json_value(runner, osql.read_progress(table, column, schema=schema))
     return dict(found) if found else {}
 
 

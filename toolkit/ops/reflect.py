@@ -13,6 +13,7 @@ from toolkit.ops.runtime import Runner
 from toolkit.sql import lookups
 from toolkit.sql.attached import collation_of, statements_of
 from toolkit.sql.ddl import FK_ACTIONS, ForeignKeySpec
+from toolkit.sql.idents import Sql
 from toolkit.sql.online import PROGRESS_TABLE, read_progress
 from toolkit.sql.stash import STASH_TABLE, count_entries, recorded_column
 
@@ -183,15 +184,19 @@ def stash_count(runner: Runner, kind: str, table: str, column: str, schema: str 
     return int(runner.scalar(count_entries(kind, table, column, schema=schema)))
 
 
+def json_value(runner: Runner, query: Sql) -> Any:
+    """The one jsonb value ``query`` returns, decoded (None: no row, or SQL NULL)."""
+    found: Any = runner.scalar(query)
+    return json.loads(found) if isinstance(found, str) else found
+
+
 def recorded(runner: Runner, table: str, name: str, schema: str | None) -> ColumnDef | None:
     """The definition the stash recorded when ``table.name`` was dropped, if any."""
     if not stash_exists(runner, schema):
         return None
-    payload: Any = runner.scalar(recorded_column(table, name, schema=schema))
+    payload = json_value(runner, recorded_column(table, name, schema=schema))
     if payload is None:
         return None
-    if isinstance(payload, str):
-        payload = json.loads(payload)
     return ColumnDef(
         type_text=str(payload["type"]),
         nullable=bool(payload["nullable"]),

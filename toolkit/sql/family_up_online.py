@@ -23,26 +23,18 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from toolkit.errors import UsageError
 from toolkit.sql.family import Family
 from toolkit.sql.idents import Sql, column_of, ident, literal, qualified
 from toolkit.sql.jsonb_slot import JsonbSlot
+from toolkit.sql.online import online_name
 from toolkit.sql.ordering import order_sql
 from toolkit.sql.planner import nested_loops_back, nested_loops_off
 from toolkit.sql.stash import WAS_NULL, entry, row_key_json, stash_ref
 
-_MAX_NAME = 63
-
 
 def kept_column(column: str) -> str:
     """The toolkit's column on the parent holding the values moved out of the JSONB."""
-    name = f"lossless_kept_{column}"
-    if len(name.encode()) > _MAX_NAME:
-        raise UsageError(
-            f"online mode: the column name {name!r} is longer than PostgreSQL's {_MAX_NAME}"
-            " bytes; run this operation without online mode"
-        )
-    return name
+    return online_name(f"lossless_kept_{column}", "column")
 
 
 @dataclass(frozen=True)

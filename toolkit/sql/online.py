@@ -35,15 +35,20 @@ PROGRESS_TABLE = "lossless_online"
 _MAX_NAME = 63
 
 
-def mirror_name(table: str, column: str) -> str:
-    """The name of an operation's mirror trigger and of its function."""
-    name = f"lossless_online_{table}_{column}"
+def online_name(name: str, what: str) -> str:
+    """``name`` for one of online mode's own objects (``what``: "trigger", "column"),
+    refused before any change when PostgreSQL would truncate it."""
     if len(name.encode()) > _MAX_NAME:
         raise UsageError(
-            f"online mode: the trigger name {name!r} is longer than PostgreSQL's {_MAX_NAME}"
+            f"online mode: the {what} name {name!r} is longer than PostgreSQL's {_MAX_NAME}"
             " bytes; run this operation without online mode"
         )
     return name
+
+
+def mirror_name(table: str, column: str) -> str:
+    """The name of an operation's mirror trigger and of its function."""
+    return online_name(f"lossless_online_{table}_{column}", "trigger")
 
 
 # -- progress ------------------------------------------------------------------------------
