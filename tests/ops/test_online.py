@@ -130,6 +130,9 @@ class Writer:
     number: int
     of: int
     stop: threading.Event
+    #: Shared by the writers: none writes before every one has read the rows it owns
+    #: (a row another writer inserted first could otherwise fall to two writers).
+    ready: threading.Barrier
     #: target id -> (goal_id, sprint_id), None when deleted; commitment id -> goal_id
     targets: dict[str, tuple[str, str] | None] = field(default_factory=dict)
     commitments: dict[str, str | None] = field(default_factory=dict)
@@ -160,6 +163,7 @@ class Writer:
             ]
             goals = [r[0] for r in conn.execute("SELECT id::text FROM client_goals")]
             sprints = [r[0] for r in conn.execute("SELECT id::text FROM sprints")]
+            self.ready.wait(timeout=60)  # every writer has read what is its own
             for _ in range(400):
                 if self.stop.is_set():
                     return
@@ -228,8 +232,8 @@ def test_writes_during_an_online_upgrade_are_all_reflected(
 ) -> None:
     with copy_of(lossless_server, template) as url:
         targets, commitments = _state(url)
-        stop = threading.Event()
-        writers = [Writer(url, n, 3, stop) for n in range(3)]
+        stop, ready = threading.Event(), threading.Barrier(3)
+        writers = [Writer(url, n, 3, stop, ready) for n in range(3)]
         threads = [threading.Thread(target=w.run) for w in writers]
         for thread in threads:
             thread.start()

@@ -263,6 +263,9 @@ class Writer:
     number: int
     of: int
     stop: threading.Event
+    #: Shared by the writers: none writes before every one has read the rows it owns
+    #: (a row another writer inserted first could otherwise fall to two writers).
+    ready: threading.Barrier
     links: dict[str, dict[str, dict[str, Link]]] = field(default_factory=dict)
     committed: int = 0
     inserted: int = 0
@@ -292,6 +295,7 @@ class Writer:
                 "sprint": [r[0] for r in conn.execute("SELECT id::text FROM sprints")],
                 "goal": [r[0] for r in conn.execute("SELECT id::text FROM client_goals")],
             }
+            self.ready.wait(timeout=60)  # every writer has read what is its own
             owners = True
             for _ in range(4000):
                 if self.stop.is_set():
@@ -385,8 +389,8 @@ def test_writes_during_an_online_collapse_are_all_reflected(
     lossless_server: Server, collapsible: str
 ) -> None:
     with copy_of(lossless_server, collapsible) as url:
-        stop = threading.Event()
-        writers = [Writer(url, n, 3, stop) for n in range(3)]
+        stop, ready = threading.Event(), threading.Barrier(3)
+        writers = [Writer(url, n, 3, stop, ready) for n in range(3)]
         threads = [threading.Thread(target=w.run) for w in writers]
         for thread in threads:
             thread.start()

@@ -86,6 +86,9 @@ class Writer:
     number: int
     of: int
     stop: threading.Event
+    #: Shared by the writers: none writes before every one has read the rows it owns
+    #: (a row another writer inserted first could otherwise fall to two writers).
+    ready: threading.Barrier
     #: migration -> plan; iteration -> migration (None: deleted)
     plans: dict[str, str] = field(default_factory=dict)
     iterations: dict[str, str | None] = field(default_factory=dict)
@@ -115,6 +118,7 @@ class Writer:
                 )
             ]
             plans = [r[0] for r in conn.execute("SELECT plm_id::text FROM plans_master_plm")]
+            self.ready.wait(timeout=60)  # every writer has read what is its own
             for _ in range(300):
                 if self.stop.is_set():
                     return
@@ -203,8 +207,8 @@ def test_writes_during_an_online_move_to_child_are_all_reflected(
 ) -> None:
     with copy_of(lossless_server, template) as url:
         plans, iterations = _family(url)
-        stop = threading.Event()
-        writers = [Writer(url, n, 3, stop) for n in range(3)]
+        stop, ready = threading.Event(), threading.Barrier(3)
+        writers = [Writer(url, n, 3, stop, ready) for n in range(3)]
         threads = [threading.Thread(target=w.run) for w in writers]
         for thread in threads:
             thread.start()
@@ -342,6 +346,9 @@ class UpWriter:
     number: int
     of: int
     stop: threading.Event
+    #: Shared by the writers: none writes before every one has read the rows it owns
+    #: (a row another writer inserted first could otherwise fall to two writers).
+    ready: threading.Barrier
     iterations: dict[str, tuple[str, str, Any] | None] = field(default_factory=dict)
     committed: int = 0
     error: BaseException | None = None
@@ -375,6 +382,7 @@ class UpWriter:
                 | {m for m in kept if int(m[-2:], 16) % self.of == self.number}
             )
             plans = [r[0] for r in conn.execute("SELECT plm_id::text FROM plans_master_plm")]
+            self.ready.wait(timeout=60)  # every writer has read what is its own
             for _ in range(300):
                 if self.stop.is_set():
                     return
@@ -455,8 +463,8 @@ def test_writes_during_an_online_move_to_parent_are_all_reflected(
                     "SELECT mig_id::text, mig_metadata ->> 'legacy_plm_id' FROM migrations_mig"
                 )
             }
-        stop = threading.Event()
-        writers = [UpWriter(url, n, 3, stop) for n in range(3)]
+        stop, ready = threading.Event(), threading.Barrier(3)
+        writers = [UpWriter(url, n, 3, stop, ready) for n in range(3)]
         threads = [threading.Thread(target=w.run) for w in writers]
         for thread in threads:
             thread.start()
