@@ -106,10 +106,12 @@ def _holding(url: str, statement: str) -> Iterator[None]:
         blocker.rollback()
 
 
-def _after_rerun(server: Server, template: str, url: str) -> None:
-    """Rerun the upgrade: it ends as a plain one would; so does a downgrade after it."""
+def _after_rerun(server: Server, template: str, url: str) -> str:
+    """Rerun the upgrade: it ends as a plain one would; so does a downgrade after it. What
+    the rerun said."""
     outcome = run_lossless("-s", "migration-014", "--url", url, "upgrade", "--online")
     assert outcome.code == 0, outcome
+    said = outcome.out + outcome.err
     with engine_on(url) as engine, engine.connect() as conn:
         assert leftovers(conn) == []
     with copy_of(server, template) as plain:
@@ -120,6 +122,7 @@ def _after_rerun(server: Server, template: str, url: str) -> None:
         assert outcome.code == 0, outcome
         with engine_on(plain) as a, a.connect() as c1, engine_on(url) as b, b.connect() as c2:
             assert fingerprint_diff(fingerprint(c1), fingerprint(c2)) == []
+    return said
 
 
 def test_killed_during_expand_changes_nothing_and_a_rerun_completes(
@@ -150,7 +153,42 @@ def test_killed_during_backfill_resumes_after_the_last_batch(
             assert 20 <= done < TARGETS
             assert migrate.current(PROJECT, url) == (SCENARIO.before,)
             assert leftovers(conn)  # triggers and progress, for the rerun
-        _after_rerun(lossless_server, template, url)
+        said = _after_rerun(lossless_server, template, url)
+        # The entries advanced together: the rerun still fills both in one pass.
+        assert "one pass with targets.(goal_id, sprint_id)" in said, said
+
+
+def test_entries_left_apart_are_filled_in_passes_of_their_own(
+    lossless_server: Server, template: str
+) -> None:
+    """Both promotes of targets share one pass, their entries advancing together; entries
+    that disagree (one set back to the start here) are filled apart, and end the same."""
+    with copy_of(lossless_server, template) as url, engine_on(url) as engine:
+        with engine.connect() as conn:
+            process = _upgrade(url)
+            _until(conn, lambda: _rows_done(conn) >= 40, "20 batches")
+            _kill(process, conn)
+            conn.rollback()
+            rows = {str(c): int(n) for c, n in conn.execute(text(_PROMOTES))}
+            assert rows["goal_id"] == rows["sprint_id"] >= 20, rows
+            conn.execute(
+                text(
+                    "UPDATE lossless_online SET payload = payload - 'last'"
+                    " || '{\"rows\": 0}'::jsonb"
+                    " WHERE table_name = 'targets' AND column_name = 'sprint_id'"
+                )
+            )
+            conn.commit()
+        said = _after_rerun(lossless_server, template, url)
+        assert "backfill of targets.sprint_id" in said, said
+        assert "one pass with targets.(goal_id, sprint_id)" not in said, said
+        assert "one pass with commitments.(goal_id, sprint_id)" in said, said
+
+
+_PROMOTES = (
+    "SELECT column_name, (payload ->> 'rows')::int FROM lossless_online"
+    " WHERE table_name = 'targets'"
+)
 
 
 def test_abort_after_a_kill_gives_the_original_database_back(

@@ -255,10 +255,34 @@ def _prepare(
     if fresh:
         _check(runner, jobs)
         _expand(runner, settings, jobs)
-    for job in jobs:
-        _backfill(runner.named(job.plan.operation), settings, job)
-        _constrain(runner.named(job.plan.operation), settings, job)
+    for shared in _passes(jobs):
+        _backfill(runner.named(shared[0].plan.operation), settings, shared)
+        for job in shared:
+            _constrain(runner.named(job.plan.operation), settings, job)
     return jobs
+
+
+def _passes(jobs: Sequence[_Job]) -> list[list[_Job]]:
+    """The jobs in order, consecutive ones that can share one backfill pass together:
+    both in the backfill phase, the same source table, schema and key, and the same last
+    key recorded (their progress entries advance in the same transactions; entries a
+    previous run left apart are filled in passes of their own)."""
+    passes: list[list[_Job]] = []
+    for job in jobs:
+        if passes and _can_share(passes[-1][0], job):
+            passes[-1].append(job)
+        else:
+            passes.append([job])
+    return passes
+
+
+def _can_share(first: _Job, job: _Job) -> bool:
+    a, b = first.steps, job.steps
+    return (
+        first.phase == job.phase == "backfill"
+        and (a.table, a.schema, a.keys) == (b.table, b.schema, b.keys)
+        and first.last == job.last
+    )
 
 
 def _check(runner: Runner, jobs: Sequence[_Job]) -> None:
@@ -327,13 +351,15 @@ def _expand(runner: Runner, settings: OnlineSettings, jobs: Sequence[_Job]) -> N
     _short_transaction(runner, settings, "expand", expand, timed=True)
 
 
-def _backfill(runner: Runner, settings: OnlineSettings, job: _Job) -> None:
-    """Batches in key order from where the progress entry says, each its own transaction,
-    sized to hold their rows' locks about ``batch_ms`` at most (``_next_size``)."""
-    if job.phase != "backfill":
+def _backfill(runner: Runner, settings: OnlineSettings, jobs: Sequence[_Job]) -> None:
+    """Batches in key order from where the progress entries say, each its own transaction,
+    sized to hold their rows' locks about ``batch_ms`` at most (``_next_size``); ``jobs``
+    share the pass (``_passes``): each batch locks its rows once and fills every job's
+    new structure for them."""
+    if jobs[0].phase != "backfill":
         return
-    steps = job.steps
-    for index in steps.backfill_indexes:
+    steps = jobs[0].steps
+    for index in (i for job in jobs for i in job.steps.backfill_indexes):
         _build_concurrently(runner, index, steps.schema)
     total = _estimate(runner, steps)
     started, done = time.monotonic(), 0
@@ -341,7 +367,7 @@ def _backfill(runner: Runner, settings: OnlineSettings, job: _Job) -> None:
     while True:
         began = time.monotonic()
         batch = _short_transaction(
-            runner, settings, "backfill batch", functools.partial(_one_batch, runner, size, job)
+            runner, settings, "backfill batch", functools.partial(_one_batch, runner, size, jobs)
         )
         if batch == 0:
             break
@@ -350,27 +376,41 @@ def _backfill(runner: Runner, settings: OnlineSettings, job: _Job) -> None:
         size = _next_size(settings, size, now - began)
         if now - said >= 2.0:
             said = now
-            _say(
-                runner,
-                _progress_line(runner.operation, steps, job.rows, total, done, now - started),
-            )
-    seconds = time.monotonic() - started
-    _say(
-        runner,
-        f"{runner.operation}: backfill of {steps.table}.{steps.column}: {done} rows in"
-        f" {seconds:.1f}s ({done / seconds if seconds else 0:.0f} rows/s)",
-    )
-    for table in _filled_tables(steps):
-        runner.run(osql.analyze(table, schema=steps.schema))
-    _short_transaction(
-        runner,
-        settings,
-        "backfill end",
-        lambda: runner.run(
-            osql.set_phase(steps.table, steps.column, "constraints", schema=steps.schema)
-        ),
-    )
-    job.phase = "constraints"
+            _say(runner, _progress_line(jobs, jobs[0].rows, total, done, now - started))
+    _backfilled(runner, settings, jobs, done, time.monotonic() - started)
+
+
+def _backfilled(
+    runner: Runner, settings: OnlineSettings, jobs: Sequence[_Job], done: int, seconds: float
+) -> None:
+    """Say what each job's backfill did, analyze what it filled, record the next phase."""
+    shared = f" (one pass with {_columns(jobs)})" if len(jobs) > 1 else ""
+    for job in jobs:
+        steps = job.steps
+        _say(
+            runner,
+            f"{job.plan.operation}: backfill of {steps.table}.{steps.column}: {done} rows in"
+            f" {seconds:.1f}s ({done / seconds if seconds else 0:.0f} rows/s){shared}",
+        )
+    schema = jobs[0].steps.schema
+    for table in dict.fromkeys(t for job in jobs for t in _filled_tables(job.steps)):
+        runner.run(osql.analyze(table, schema=schema))
+
+    def end() -> None:
+        for job in jobs:
+            steps = job.steps
+            runner.run(osql.set_phase(steps.table, steps.column, "constraints", schema=schema))
+
+    _short_transaction(runner, settings, "backfill end", end)
+    for job in jobs:
+        job.phase = "constraints"
+
+
+def _columns(jobs: Sequence[_Job]) -> str:
+    """``table.a`` or ``table.(a, b)``: the columns a pass fills."""
+    columns = [job.steps.column for job in jobs]
+    table = jobs[0].steps.table
+    return f"{table}.{columns[0]}" if len(columns) == 1 else f"{table}.({', '.join(columns)})"
 
 
 def _filled_tables(steps: OnlineSteps) -> list[str]:
@@ -392,28 +432,34 @@ def _next_size(settings: OnlineSettings, size: int, seconds: float) -> int:
     return size
 
 
-def _one_batch(runner: Runner, size: int, job: _Job) -> int:
-    """Lock the next ``size`` rows, fill the new structure for them, record the last key."""
-    steps = job.steps
-    lock = osql.lock_next_batch(steps.table, steps.keys, job.last, size, schema=steps.schema)
+def _one_batch(runner: Runner, size: int, jobs: Sequence[_Job]) -> int:
+    """Lock the next ``size`` rows, fill every job's new structure for them, record the
+    last key in every job's progress entry."""
+    steps, last = jobs[0].steps, jobs[0].last
+    lock = osql.lock_next_batch(steps.table, steps.keys, last, size, schema=steps.schema)
     count, upto = runner.rows(lock)[0]
     if not count:
         return 0
-    where = osql.key_range(steps.table, steps.keys, job.last, str(upto), schema=steps.schema)
-    counted = runner.execute(steps.batch(where))
+    where = osql.key_range(steps.table, steps.keys, last, str(upto), schema=steps.schema)
+    tallies = [_fill(runner, job, where, str(upto), int(count)) for job in jobs]
+    # Only once every statement ran: a retried batch starts from the same state.
+    for job, counted in zip(jobs, tallies, strict=True):
+        job.last, job.rows, job.tallies = str(upto), job.rows + int(count), counted
+    return int(count)
+
+
+def _fill(runner: Runner, job: _Job, where: Sql, upto: str, count: int) -> dict[str, int]:
+    """One job's part of a batch: its statements for the rows ``where`` selects, and its
+    progress entry advanced to ``upto``; the job's tallies with this batch's added."""
+    steps = job.steps
+    counted = runner.named(job.plan.operation).execute(steps.batch(where))
     tallies = {k: job.tallies.get(k, 0) + counted.get(k, 0) for k in {*job.tallies, *counted}}
     runner.run(
         osql.advance(
-            steps.table,
-            steps.column,
-            str(upto),
-            int(count),
-            json.dumps(tallies),
-            schema=steps.schema,
+            steps.table, steps.column, upto, count, json.dumps(tallies), schema=steps.schema
         )
     )
-    job.last, job.rows, job.tallies = str(upto), job.rows + int(count), tallies
-    return int(count)
+    return tallies
 
 
 def _estimate(runner: Runner, steps: OnlineSteps) -> int:
@@ -424,14 +470,14 @@ def _estimate(runner: Runner, steps: OnlineSteps) -> int:
     return int(runner.scalar(query) or 0)
 
 
-def _progress_line(
-    operation: str, steps: OnlineSteps, before: int, total: int, done: int, seconds: float
-) -> str:
+def _progress_line(jobs: Sequence[_Job], before: int, total: int, done: int, seconds: float) -> str:
     rate = done / seconds if seconds > 0 else 0.0
     left = max(total - before, 0)
     eta = f", about {left / rate:.0f}s left" if rate > 0 and total else ""
+    operations = " and ".join(dict.fromkeys(job.plan.operation for job in jobs))
     return (
-        f"{operation}: backfill of {steps.table}: {before} of ~{total} rows, {rate:.0f} rows/s{eta}"
+        f"{operations}: backfill of {_columns(jobs)}: {before} of ~{total} rows,"
+        f" {rate:.0f} rows/s{eta}"
     )
 
 
