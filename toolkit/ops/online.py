@@ -11,7 +11,9 @@ runs in phases, each its own short transaction (inside Alembic's ``autocommit_bl
    that writes each application change of the moving value into it, and a progress entry;
 3. **backfill**: batches of ``batch_size`` rows in primary-key order, each one
    transaction that locks its rows, fills the new structure for them and records its last
-   key; a rerun continues after the last committed batch;
+   key; a rerun continues after the last committed batch. Consecutive operations on the
+   same source table and key share one pass (``_passes``): a batch locks its rows once
+   and fills every one's structure;
 4. **constraints**: foreign keys added ``NOT VALID`` (a short lock), then validated
    (a scan that lets writes go on); then the result is measured (``missing`` must be 0);
 5. **contract**: one transaction, short ACCESS EXCLUSIVE locks under the same timeout
