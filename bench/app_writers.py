@@ -20,11 +20,14 @@ are counted, and the longest statement (committed or not) is timed on the client
 
 from __future__ import annotations
 
+import multiprocessing
+import queue
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import errors
@@ -65,6 +68,12 @@ class WriterStats:
     written: list[Written] = field(default_factory=list)
 
 
+class StopSignal(Protocol):
+    """A ``threading.Event`` or a ``multiprocessing`` one."""
+
+    def is_set(self) -> bool: ...
+
+
 class Writer(threading.Thread):
     """One application connection writing until ``stop`` is set (or ``max_transactions``)."""
 
@@ -76,7 +85,7 @@ class Writer(threading.Thread):
         goals: Sequence[str],
         sprints: Sequence[str],
         targets: Sequence[str],
-        stop: threading.Event,
+        stop: StopSignal,
         pace_s: float = 0.01,
         max_transactions: int = 200_000,
     ) -> None:
@@ -240,6 +249,71 @@ class Writer(threading.Thread):
             conn, "SELECT count(*) FROM commitment_target_links WHERE target_id = %s", (target,)
         )
         return None
+
+
+#: Writer processes start by ``spawn``: a forked child would share the parent's open
+#: connections (and could end them when it exits).
+_PROCESSES = multiprocessing.get_context("spawn")
+
+
+def stop_signal() -> Any:
+    """An event that ``WriterProcess`` children see set."""
+    return _PROCESSES.Event()
+
+
+class WriterProcess:
+    """A ``Writer`` in a process of its own, as an application is: threads in the
+    migration's own interpreter would share its GIL, and each would slow the other (the
+    migration's statements and the application's timings both); ``stats`` once joined."""
+
+    def __init__(
+        self,
+        url: str,
+        number: int,
+        *,
+        goals: Sequence[str],
+        sprints: Sequence[str],
+        targets: Sequence[str],
+        stop: StopSignal,
+    ) -> None:
+        self._results: Any = _PROCESSES.Queue()
+        self._process = _PROCESSES.Process(
+            target=_write_in_process,
+            args=(self._results, url, number, list(goals), list(sprints), list(targets), stop),
+            name=f"app-writer-{number}",
+            daemon=True,
+        )
+        self.stats = WriterStats()
+
+    def start(self) -> None:
+        self._process.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the writer's figures (a writer that never reports is an error)."""
+        try:
+            self.stats = self._results.get(timeout=timeout)
+        except queue.Empty:
+            self._process.kill()
+            self.stats.errors.append("the writer process did not report")
+        self._process.join(timeout=10)
+
+
+def _write_in_process(
+    results: Any,
+    url: str,
+    number: int,
+    goals: list[str],
+    sprints: list[str],
+    targets: list[str],
+    stop: StopSignal,
+) -> None:
+    writer = Writer(url, number, goals=goals, sprints=sprints, targets=targets, stop=stop)
+    try:
+        writer.run()
+    except Exception as exc:  # reported with the figures
+        writer.stats.errors.append(f"{type(exc).__name__}: {exc}".splitlines()[0])
+    finally:
+        results.put(writer.stats)
 
 
 def _new_id() -> str:

@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import argparse
 import secrets
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from bench.app_writers import Writer, Written, missing, seeded_ids
+from bench.app_writers import WriterProcess, Written, missing, seeded_ids, stop_signal
 from bench.bench_migration_014 import SCENARIO, clone, seed_template
 from bench.harness import Timer, bench_server, print_table
 from toolkit import commands
@@ -37,7 +36,8 @@ from toolkit.errors import ToolkitError
 from toolkit.postgres import Server, connect, drop_database
 
 WRITERS = 4
-WARM_UP_S = 1.0
+#: Long enough for the spawned writer processes to import and start writing.
+WARM_UP_S = 2.5
 TAIL_S = 0.5
 
 
@@ -78,9 +78,9 @@ def run_step(
     this one too (this step's writes are added to it). ``x``: the step's ``-x`` options.
     """
     goals, sprints, targets = ids
-    stop = threading.Event()
+    stop = stop_signal()
     writers = [
-        Writer(url, n, goals=goals, sprints=sprints, targets=targets, stop=stop)
+        WriterProcess(url, n, goals=goals, sprints=sprints, targets=targets, stop=stop)
         for n in range(WRITERS)
     ]
     deadlocks_before = _server_deadlocks(url)

@@ -4,7 +4,8 @@ For each size (``--rows``, default 100k and 1M targets) the migration-014 ``befo
 schema is seeded once and cloned twice:
 
 - on the first clone, the plain upgrade runs alone: the reference time;
-- on the second, four application connections (``bench.app_writers``, as in
+- on the second, four application connections (``bench.app_writers``, each in a process of
+  its own as an application is, as in
   ``bench.bench_live``: loopback, bounded loops, one short transaction every 10 ms) write
   while the upgrade runs online through the CLI's own code path.
 
