@@ -63,10 +63,18 @@ class Family:
         self, child_column: str, parent_column: str, order_by: tuple[str, ...]
     ) -> Sql:
         """Give each parent the value of its first child in ``order_by`` order."""
-        firsts = first_per_group(self.child_ref, self.child_fk, child_column, order_by)
+        firsts = self.first_children(child_column, order_by)
         return sql.SQL("UPDATE {} AS t SET {} = f.v FROM ({}) AS f WHERE t.{} = f.g").format(
             self.parent_ref, ident(parent_column), firsts, ident(self.parent_key)
         )
+
+    def first_children(
+        self, child_column: str, order_by: tuple[str, ...], parents: Sql | None = None
+    ) -> Sql:
+        """``(g, v)``: each parent's first child's ``child_column`` in ``order_by`` order
+        (the value breaks remaining ties); with ``parents`` (a query of parent keys), of
+        those parents only."""
+        return first_per_group(self.child_ref, self.child_fk, child_column, order_by, parents)
 
     def disagreeing_children(self, child_column: str, parent_column: str) -> Sql:
         """How many children hold another value than their parent now does."""

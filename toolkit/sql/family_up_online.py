@@ -80,13 +80,43 @@ class UpMirror:
         )
 
     def recompute(self, where: Sql) -> Sql:
-        """The new column of the parents ``t`` matching ``where``."""
+        """The new column of the parents ``t`` matching ``where`` (the trigger's: one
+        parent, its first child looked up through the index on the link)."""
         return sql.SQL("UPDATE {} SET {} = COALESCE({}, {}) WHERE {}").format(
             self.slot.source,
             ident(self.slot.column),
             self.first_child("t"),
             self._stash_value(),
             where,
+        )
+
+    def firsts(self, parents: Sql | None = None) -> Sql:
+        """``(g, v)``: each parent's first child's value, as ``first_child`` finds it one
+        parent at a time, for all parents at once (``parents``: a query of parent keys)."""
+        return self.family.first_children(self.child_column, self.order_by, parents)
+
+    def _with_firsts(self) -> Sql:
+        """Parent rows ``t`` and their first child's value ``f.v`` (NULL: none, or NULL)."""
+        return sql.SQL("{} LEFT JOIN ({}) AS f ON f.g = {}").format(
+            self.slot.source, self.firsts(), column_of("t", self.family.parent_key)
+        )
+
+    def recompute_batch(self, where: Sql) -> Sql:
+        """``recompute`` for a batch: the first children of the batch's parents found in
+        one pass over their children (one sort), not one lookup per parent."""
+        family = self.family
+        key = ident(family.parent_key)
+        parents = sql.SQL("SELECT t.{} FROM {} WHERE {}").format(key, self.slot.source, where)
+        return sql.SQL(
+            "UPDATE {source} SET {col} = COALESCE(f.v, {kept}) FROM ({parents}) AS b"
+            " LEFT JOIN ({firsts}) AS f ON f.g = b.{key} WHERE t.{key} = b.{key}"
+        ).format(
+            source=self.slot.source,
+            col=ident(self.slot.column),
+            kept=self._stash_value(),
+            parents=parents,
+            firsts=self.firsts(parents),
+            key=key,
         )
 
     def batch(self, where: Sql) -> list[Sql]:
@@ -105,7 +135,7 @@ class UpMirror:
             sql.SQL("UPDATE {} SET {} = {} - {} WHERE {}").format(
                 slot.source, ident(slot.jsonb_column), slot.jsonb, literal(slot.key), holds
             ),
-            self.recompute(where),
+            self.recompute_batch(where),
         ]
 
     def _marked(self, alias: str) -> Sql:
@@ -177,23 +207,26 @@ class UpMirror:
     def _count(self, condition: Sql) -> Sql:
         return sql.SQL("SELECT count(*) FROM {} WHERE {}").format(self.slot.source, condition)
 
+    def _count_with_firsts(self, condition: Sql) -> Sql:
+        """Parents ``t`` matching ``condition`` on ``f.v``, their first child's value (one
+        pass over the children and a join, never a lookup per parent)."""
+        return sql.SQL("SELECT count(*) FROM {} WHERE {}").format(self._with_firsts(), condition)
+
     def count_moved(self) -> Sql:
         """Parents with a child (the plain run's copy counts them)."""
         return self._count(self.family.has_children("t"))
 
     def count_restored(self) -> Sql:
         """Parents whose value comes from the JSONB (no child value)."""
-        return self._count(
-            sql.SQL("{} IS NOT NULL AND {} IS NULL").format(
-                self._stash_value(), self.first_child("t")
-            )
+        return self._count_with_firsts(
+            sql.SQL("{} IS NOT NULL AND f.v IS NULL").format(self._stash_value())
         )
 
     def count_overridden(self) -> Sql:
         """Parents whose kept value another value of a child replaced."""
-        return self._count(
-            sql.SQL("{s} IS NOT NULL AND {f} IS NOT NULL AND {f} IS DISTINCT FROM {s}").format(
-                s=self._stash_value(), f=self.first_child("t")
+        return self._count_with_firsts(
+            sql.SQL("{s} IS NOT NULL AND f.v IS NOT NULL AND f.v IS DISTINCT FROM {s}").format(
+                s=self._stash_value()
             )
         )
 
@@ -202,26 +235,23 @@ class UpMirror:
         family = self.family
         return sql.SQL(
             "SELECT count(*) FROM {child} AS c JOIN {parent} AS t ON t.{key} = c.{fk}"
-            " WHERE c.{v} IS DISTINCT FROM {first}"
+            " JOIN ({firsts}) AS f ON f.g = t.{key} WHERE c.{v} IS DISTINCT FROM f.v"
         ).format(
             child=family.child_ref,
             parent=family.parent_ref,
             key=ident(family.parent_key),
             fk=ident(family.child_fk),
+            firsts=self.firsts(),
             v=ident(self.child_column),
-            first=self.first_child("t"),
         )
 
     def count_missing(self) -> Sql:
         """Parents whose new column is not what the plain run would give, or whose
         JSONB still holds the key."""
         slot = self.slot
-        return self._count(
-            sql.SQL("{} IS DISTINCT FROM COALESCE({}, {}) OR {}").format(
-                column_of("t", slot.column),
-                self.first_child("t"),
-                self._stash_value(),
-                slot.holds_key,
+        return self._count_with_firsts(
+            sql.SQL("{} IS DISTINCT FROM COALESCE(f.v, {}) OR {}").format(
+                column_of("t", slot.column), self._stash_value(), slot.holds_key
             )
         )
 

@@ -277,11 +277,26 @@ class JunctionShape:
             stash_ref(self.schema), entry("link", self.owner_table, self.column)
         )
 
-    def set_first_links(self, order_by: tuple[str, ...]) -> Sql:
-        """Set the owner's column to its first link in ``order_by`` order (deterministic)."""
-        firsts = first_per_group(self.ref, self.owner_column, self.referent_column, order_by)
-        return sql.SQL("UPDATE {} AS t SET {} = f.v FROM ({}) AS f WHERE t.{} = f.g").format(
-            self.owner_ref, ident(self.column), firsts, ident(self.owner_key)
+    def first_links(self, order_by: tuple[str, ...], row_filter: Sql | None = None) -> Sql:
+        """``(g, v)``: each owner's first link in ``order_by`` order (the referent breaks
+        remaining ties); with ``row_filter`` (on owner rows ``t``), those owners' only."""
+        groups = None
+        if row_filter is not None:
+            groups = sql.SQL("SELECT t.{} FROM {} AS t WHERE {}").format(
+                ident(self.owner_key), self.owner_ref, row_filter
+            )
+        return first_per_group(self.ref, self.owner_column, self.referent_column, order_by, groups)
+
+    def set_first_links(self, order_by: tuple[str, ...], row_filter: Sql | None = None) -> Sql:
+        """Set the owner's column to its first link in ``order_by`` order (deterministic);
+        with ``row_filter`` (on owner rows ``t``), of those owners only (an online batch)."""
+        only = sql.SQL(" AND {}").format(row_filter) if row_filter is not None else sql.SQL("")
+        return sql.SQL("UPDATE {} AS t SET {} = f.v FROM ({}) AS f WHERE t.{} = f.g{}").format(
+            self.owner_ref,
+            ident(self.column),
+            self.first_links(order_by, row_filter),
+            ident(self.owner_key),
+            only,
         )
 
     def count_links(self) -> Sql:

@@ -23,19 +23,29 @@ def order_sql(alias: str, order_by: tuple[str, ...], tie_breaker: str | None = N
 
 
 def first_per_group(
-    source: Sql, group_column: str, value_column: str, order_by: tuple[str, ...]
+    source: Sql,
+    group_column: str,
+    value_column: str,
+    order_by: tuple[str, ...],
+    groups: Sql | None = None,
 ) -> Sql:
     """``(g, v)``: per group, the value of the first row in ``order_by`` order.
 
     ``DISTINCT ON`` with an explicit order (the value itself breaks remaining ties), never
-    whatever row an ``UPDATE ... FROM`` join would happen to pick.
+    whatever row an ``UPDATE ... FROM`` join would happen to pick. ``groups``, a query of
+    one column, limits it to the groups it returns (an online batch's owners or parents:
+    the rows of those groups only, one pass, read through an index on ``group_column``).
     """
     g = column_of("x", group_column)
+    only: Sql = sql.SQL("")
+    if groups is not None:
+        only = sql.SQL(" WHERE {} IN ({})").format(g, groups)
     return sql.SQL(
-        "SELECT DISTINCT ON ({g}) {g} AS g, {v} AS v FROM {source} AS x ORDER BY {g}, {order}"
+        "SELECT DISTINCT ON ({g}) {g} AS g, {v} AS v FROM {source} AS x{only} ORDER BY {g}, {order}"
     ).format(
         g=g,
         v=column_of("x", value_column),
         source=source,
+        only=only,
         order=order_sql("x", order_by, value_column),
     )
