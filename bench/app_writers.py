@@ -20,12 +20,13 @@ are counted, and the longest statement (committed or not) is timed on the client
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -74,17 +75,19 @@ class StopSignal(Protocol):
     def is_set(self) -> bool: ...
 
 
-class Writer(threading.Thread):
-    """One application connection writing until ``stop`` is set (or ``max_transactions``)."""
+Job = Callable[[psycopg.Connection[tuple[object, ...]]], Written | None]
+
+
+class AppWriter(threading.Thread):
+    """One application connection writing until ``stop`` is set (or ``max_transactions``):
+    its job is ``jobs()[number % len(jobs())]``, one transaction each turn; what a workload
+    writes is up to the subclass."""
 
     def __init__(
         self,
         url: str,
         number: int,
         *,
-        goals: Sequence[str],
-        sprints: Sequence[str],
-        targets: Sequence[str],
         stop: StopSignal,
         pace_s: float = 0.01,
         max_transactions: int = 200_000,
@@ -92,7 +95,6 @@ class Writer(threading.Thread):
         super().__init__(name=f"app-writer-{number}", daemon=True)
         self.url = url
         self.number = number
-        self.goals, self.sprints, self.targets = goals, sprints, targets
         self.stop = stop
         self.pace_s = pace_s
         self.max_transactions = max_transactions
@@ -100,16 +102,15 @@ class Writer(threading.Thread):
         self.new_shape = False
         self._turn = 0
 
+    def jobs(self) -> list[list[Job]]:
+        """Each connection's job: the transactions it takes turns at."""
+        raise NotImplementedError
+
     def run(self) -> None:
         conn = connect(self.url, autocommit=False)
         conn.execute("SET application_name = 'bench app writer'")
         conn.commit()
-        jobs: list[list[Callable[[psycopg.Connection[tuple[object, ...]]], Written | None]]] = [
-            [self._goal_and_sprint],
-            [self._new_target],
-            [self._commitment],
-            [self._update, self._read],
-        ]
+        jobs = self.jobs()
         kinds = jobs[self.number % len(jobs)]
         try:
             while not self.stop.is_set() and self.stats.transactions < self.max_transactions:
@@ -148,7 +149,10 @@ class Writer(threading.Thread):
             return
 
     def _sql(
-        self, conn: psycopg.Connection[tuple[object, ...]], sql: str, params: Sequence[object]
+        self,
+        conn: psycopg.Connection[tuple[object, ...]],
+        sql: str,
+        params: Sequence[object] | Mapping[str, object],
     ) -> list[tuple[object, ...]]:
         start = time.perf_counter()
         try:
@@ -163,6 +167,33 @@ class Writer(threading.Thread):
 
     def _pick(self, pool: Sequence[str]) -> str:
         return pool[(self._turn * 7919 + self.number * 104729) % len(pool)]
+
+
+class Writer(AppWriter):
+    """An application connection of migration 014 (see the module docstring)."""
+
+    def __init__(
+        self,
+        url: str,
+        number: int,
+        *,
+        goals: Sequence[str],
+        sprints: Sequence[str],
+        targets: Sequence[str],
+        stop: StopSignal,
+        pace_s: float = 0.01,
+        max_transactions: int = 200_000,
+    ) -> None:
+        super().__init__(url, number, stop=stop, pace_s=pace_s, max_transactions=max_transactions)
+        self.goals, self.sprints, self.targets = goals, sprints, targets
+
+    def jobs(self) -> list[list[Job]]:
+        return [
+            [self._goal_and_sprint],
+            [self._new_target],
+            [self._commitment],
+            [self._update, self._read],
+        ]
 
     # --- the application's transactions ----------------------------------------------------
 
@@ -262,26 +293,16 @@ def stop_signal() -> Any:
 
 
 class WriterProcess:
-    """A ``Writer`` in a process of its own, as an application is: threads in the
+    """An ``AppWriter`` in a process of its own, as an application is: threads in the
     migration's own interpreter would share its GIL, and each would slow the other (the
-    migration's statements and the application's timings both); ``stats`` once joined."""
+    migration's statements and the application's timings both); ``stats`` once joined.
+    ``make(stop=...)`` builds the writer in the child (a picklable callable: a module-level
+    class, or a ``functools.partial`` of one)."""
 
-    def __init__(
-        self,
-        url: str,
-        number: int,
-        *,
-        goals: Sequence[str],
-        sprints: Sequence[str],
-        targets: Sequence[str],
-        stop: StopSignal,
-    ) -> None:
+    def __init__(self, make: Callable[..., AppWriter], stop: StopSignal) -> None:
         self._results: Any = _PROCESSES.Queue()
         self._process = _PROCESSES.Process(
-            target=_write_in_process,
-            args=(self._results, url, number, list(goals), list(sprints), list(targets), stop),
-            name=f"app-writer-{number}",
-            daemon=True,
+            target=_write_in_process, args=(self._results, make, stop), daemon=True
         )
         self.stats = WriterStats()
 
@@ -298,16 +319,24 @@ class WriterProcess:
         self._process.join(timeout=10)
 
 
-def _write_in_process(
-    results: Any,
+def writer_014(
     url: str,
     number: int,
-    goals: list[str],
-    sprints: list[str],
-    targets: list[str],
     stop: StopSignal,
-) -> None:
-    writer = Writer(url, number, goals=goals, sprints=sprints, targets=targets, stop=stop)
+    *,
+    goals: Sequence[str],
+    sprints: Sequence[str],
+    targets: Sequence[str],
+) -> WriterProcess:
+    """Migration 014's ``Writer`` in a process of its own."""
+    make = functools.partial(
+        Writer, url, number, goals=list(goals), sprints=list(sprints), targets=list(targets)
+    )
+    return WriterProcess(make, stop)
+
+
+def _write_in_process(results: Any, make: Callable[..., AppWriter], stop: StopSignal) -> None:
+    writer = make(stop=stop)
     try:
         writer.run()
     except Exception as exc:  # reported with the figures

@@ -175,7 +175,7 @@ def _checkpoint(url: str) -> None:
         conn.execute("CHECKPOINT")
 
 
-def _seed_template(url: str, rows: int, timer: Timer) -> None:
+def seed_template(url: str, rows: int, timer: Timer) -> None:
     migrate.upgrade(PROJECT, url, MODEL_B)
     engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
     try:
@@ -223,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench_server(args.url) as server,
         scratch_database(server.url, prefix="lossless_bench_itd") as template,
     ):
-        _seed_template(template, args.rows, timer)
+        seed_template(template, args.rows, timer)
         start = fingerprint(template)
         for run in range(args.repeat):
             order = list(VARIANTS) if run % 2 == 0 else list(reversed(VARIANTS))

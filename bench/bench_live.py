@@ -23,17 +23,27 @@ seconds; ``--lock-retries`` as the CLI's option, default 10).
 from __future__ import annotations
 
 import argparse
+import functools
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from bench.app_writers import WriterProcess, Written, missing, seeded_ids, stop_signal
+from bench.app_writers import (
+    StopSignal,
+    WriterProcess,
+    Written,
+    missing,
+    seeded_ids,
+    stop_signal,
+    writer_014,
+)
 from bench.bench_migration_014 import SCENARIO, clone, seed_template
 from bench.harness import Timer, bench_server, print_table
 from toolkit import commands
 from toolkit.errors import ToolkitError
 from toolkit.postgres import Server, connect, drop_database
+from toolkit.scenario import Scenario
 
 WRITERS = 4
 #: Long enough for the spawned writer processes to import and start writing.
@@ -63,12 +73,30 @@ class StepFigures:
     app_errors: int
 
 
+@dataclass(frozen=True)
+class Workload:
+    """A scenario and its application: a writer process (url, number, stop) and the check,
+    in whatever shape the database is, of the writes they committed (the missing ones)."""
+
+    scenario: Scenario
+    writer: Callable[[str, int, StopSignal], WriterProcess]
+    missing: Callable[[str, Sequence[Written]], list[str]]
+
+
+def workload_014(ids: Sequence[list[str]]) -> Workload:
+    """Migration 014 and ``bench.app_writers.Writer`` on the seeded ``ids`` (goals,
+    sprints, targets)."""
+    goals, sprints, targets = ids
+    writer = functools.partial(writer_014, goals=goals, sprints=sprints, targets=targets)
+    return Workload(SCENARIO, writer, missing)
+
+
 def run_step(
     url: str,
     rows: int,
     step: str,
     settings: commands.RunSettings,
-    ids: Sequence[list[str]],
+    workload: Workload,
     earlier: list[Written],
     x: Mapping[str, str] | None = None,
 ) -> StepFigures:
@@ -77,12 +105,8 @@ def run_step(
     ``earlier`` holds the writes committed during the previous steps: they must survive
     this one too (this step's writes are added to it). ``x``: the step's ``-x`` options.
     """
-    goals, sprints, targets = ids
     stop = stop_signal()
-    writers = [
-        WriterProcess(url, n, goals=goals, sprints=sprints, targets=targets, stop=stop)
-        for n in range(WRITERS)
-    ]
+    writers = [workload.writer(url, n, stop) for n in range(WRITERS)]
     deadlocks_before = _server_deadlocks(url)
     for writer in writers:
         writer.start()
@@ -95,9 +119,9 @@ def run_step(
 
     try:
         if step == "upgrade":
-            commands.upgrade(settings, SCENARIO.after, x=x, progress=said)
+            commands.upgrade(settings, workload.scenario.after, x=x, progress=said)
         else:
-            commands.downgrade(settings, SCENARIO.before, x=x, progress=said)
+            commands.downgrade(settings, workload.scenario.before, x=x, progress=said)
         outcome = "ok"
     except ToolkitError as exc:
         outcome = f"failed: {exc}"
@@ -130,7 +154,7 @@ def run_step(
         committed=len(written),
         lines=tuple(lines),
         longest_at=longest.longest_at,
-        missing=len(missing(url, earlier)),
+        missing=len(workload.missing(url, earlier)),
         app_errors=len(errors),
     )
 
@@ -155,7 +179,7 @@ def run_size(server: Server, rows: int, args: argparse.Namespace) -> list[StepFi
         template_url = seed_template(server, template, rows, timer)
         print(f"# {rows} targets seeded in {timer.results['seed']:.1f} s")
         with clone(server, template_url) as url:
-            ids = seeded_ids(url)
+            workload = workload_014(seeded_ids(url))
             settings = commands.RunSettings(
                 url=url,
                 scenario=SCENARIO.name,
@@ -165,7 +189,7 @@ def run_size(server: Server, rows: int, args: argparse.Namespace) -> list[StepFi
             )
             written: list[Written] = []
             for step in ("upgrade", "downgrade"):
-                figures.append(run_step(url, rows, step, settings, ids, written))
+                figures.append(run_step(url, rows, step, settings, workload, written))
                 print(f"# {rows} {step}: {figures[-1].outcome}")
                 if step == "upgrade" and figures[-1].outcome != "ok":
                     # Measure the downgrade all the same: upgrade without the application.

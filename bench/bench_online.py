@@ -28,13 +28,28 @@ import secrets
 import time
 
 from bench.app_writers import Written, seeded_ids
-from bench.bench_live import StepFigures, run_step
-from bench.bench_migration_014 import SCENARIO, clone, seed_template
+from bench.bench_live import StepFigures, Workload, run_step, workload_014
+from bench.bench_migration_014 import clone, seed_template
 from bench.harness import Timer, bench_server, print_table
 from toolkit import commands
 from toolkit.postgres import Server, connect, drop_database
 
 MB = 1_000_000
+#: The columns of a ``compare`` row.
+COLUMNS = [
+    "rows",
+    "plain s",
+    "online",
+    "online s",
+    "ratio",
+    "deadlocks app/server",
+    "longest app stmt ms",
+    "committed writes",
+    "missing",
+    "app errors",
+    "plain WAL MB",
+    "online WAL MB",
+]
 
 
 def run_size(server: Server, rows: int, batch_size: int) -> list[object]:
@@ -44,26 +59,39 @@ def run_size(server: Server, rows: int, batch_size: int) -> list[object]:
     try:
         template_url = seed_template(server, template, rows, timer)
         print(f"# {rows} targets seeded in {timer.results['seed']:.1f} s")
-        with clone(server, template_url) as url:
-            settings = commands.RunSettings(url=url, scenario=SCENARIO.name)
-            before = wal_position(url)
-            start = time.perf_counter()
-            commands.upgrade(settings, SCENARIO.after, progress=commands.silent)
-            plain_s = time.perf_counter() - start
-            plain_wal = wal_since(url, before)
-        print(f"# {rows} plain upgrade alone: {plain_s:.1f} s, {plain_wal / MB:.0f} MB of WAL")
-        with clone(server, template_url) as url:
-            settings = commands.RunSettings(url=url, scenario=SCENARIO.name)
-            x = {"online": "true", "online_batch_size": str(batch_size)}
-            written: list[Written] = []
-            ids = seeded_ids(url)
-            before = wal_position(url)
-            f = run_step(url, rows, "upgrade", settings, ids, written, x=x)
-            online_wal = wal_since(url, before)
-        print(f"# {rows} online upgrade: {f.outcome}; longest app statement: {f.longest_sql}")
-        print(f"# {rows} longest app statement {when(f)}")
+        workload = workload_014(seeded_ids(template_url))
+        return compare(server, template_url, rows, "upgrade", workload, batch_size)
     finally:
         drop_database(server.url, template)
+
+
+def compare(
+    server: Server, template_url: str, rows: int, step: str, workload: Workload, batch_size: int
+) -> list[object]:
+    """One table row (``COLUMNS``): ``step`` (``upgrade`` or ``downgrade``) run plain on a
+    clone of the template, alone, then online on another clone while ``workload``'s
+    application writes."""
+    name = workload.scenario.name
+    with clone(server, template_url) as url:
+        settings = commands.RunSettings(url=url, scenario=name)
+        before = wal_position(url)
+        start = time.perf_counter()
+        if step == "upgrade":
+            commands.upgrade(settings, workload.scenario.after, progress=commands.silent)
+        else:
+            commands.downgrade(settings, workload.scenario.before, progress=commands.silent)
+        plain_s = time.perf_counter() - start
+        plain_wal = wal_since(url, before)
+    print(f"# {rows} plain {step} alone: {plain_s:.1f} s, {plain_wal / MB:.0f} MB of WAL")
+    with clone(server, template_url) as url:
+        settings = commands.RunSettings(url=url, scenario=name)
+        x = {"online": "true", "online_batch_size": str(batch_size)}
+        written: list[Written] = []
+        before = wal_position(url)
+        f = run_step(url, rows, step, settings, workload, written, x=x)
+        online_wal = wal_since(url, before)
+    print(f"# {rows} online {step}: {f.outcome}; longest app statement: {f.longest_sql}")
+    print(f"# {rows} longest app statement {when(f)}")
     return [
         rows,
         f"{plain_s:.1f}",
@@ -120,23 +148,7 @@ def main() -> None:
             f"# 4 application connections, a transaction each every 10 ms; {args.batch_size}/batch"
         )
         table = [run_size(server, size, args.batch_size) for size in args.rows]
-    print_table(
-        [
-            "rows",
-            "plain s",
-            "online",
-            "online s",
-            "ratio",
-            "deadlocks app/server",
-            "longest app stmt ms",
-            "committed writes",
-            "missing",
-            "app errors",
-            "plain WAL MB",
-            "online WAL MB",
-        ],
-        table,
-    )
+    print_table(COLUMNS, table)
 
 
 if __name__ == "__main__":
