@@ -68,13 +68,10 @@ class Family:
             self.parent_ref, ident(parent_column), firsts, ident(self.parent_key)
         )
 
-    def first_children(
-        self, child_column: str, order_by: tuple[str, ...], parents: Sql | None = None
-    ) -> Sql:
+    def first_children(self, child_column: str, order_by: tuple[str, ...]) -> Sql:
         """``(g, v)``: each parent's first child's ``child_column`` in ``order_by`` order
-        (the value breaks remaining ties); with ``parents`` (a query of parent keys), of
-        those parents only."""
-        return first_per_group(self.child_ref, self.child_fk, child_column, order_by, parents)
+        (the value breaks remaining ties)."""
+        return first_per_group(self.child_ref, self.child_fk, child_column, order_by)
 
     def disagreeing_children(self, child_column: str, parent_column: str) -> Sql:
         """How many children hold another value than their parent now does."""

@@ -80,8 +80,9 @@ class UpMirror:
         )
 
     def recompute(self, where: Sql) -> Sql:
-        """The new column of the parents ``t`` matching ``where`` (the trigger's: one
-        parent, its first child looked up through the index on the link)."""
+        """The new column of the parents ``t`` matching ``where`` (a trigger's parent, or a
+        batch's: one lookup of the index on the link per parent, no join for the planner
+        to get wrong)."""
         return sql.SQL("UPDATE {} SET {} = COALESCE({}, {}) WHERE {}").format(
             self.slot.source,
             ident(self.slot.column),
@@ -90,33 +91,15 @@ class UpMirror:
             where,
         )
 
-    def firsts(self, parents: Sql | None = None) -> Sql:
+    def firsts(self) -> Sql:
         """``(g, v)``: each parent's first child's value, as ``first_child`` finds it one
-        parent at a time, for all parents at once (``parents``: a query of parent keys)."""
-        return self.family.first_children(self.child_column, self.order_by, parents)
+        parent at a time, for all parents at once (the measures)."""
+        return self.family.first_children(self.child_column, self.order_by)
 
     def _with_firsts(self) -> Sql:
         """Parent rows ``t`` and their first child's value ``f.v`` (NULL: none, or NULL)."""
         return sql.SQL("{} LEFT JOIN ({}) AS f ON f.g = {}").format(
             self.slot.source, self.firsts(), column_of("t", self.family.parent_key)
-        )
-
-    def recompute_batch(self, where: Sql) -> Sql:
-        """``recompute`` for a batch: the first children of the batch's parents found in
-        one pass over their children (one sort), not one lookup per parent."""
-        family = self.family
-        key = ident(family.parent_key)
-        parents = sql.SQL("SELECT t.{} FROM {} WHERE {}").format(key, self.slot.source, where)
-        return sql.SQL(
-            "UPDATE {source} SET {col} = COALESCE(f.v, {kept}) FROM ({parents}) AS b"
-            " LEFT JOIN ({firsts}) AS f ON f.g = b.{key} WHERE t.{key} = b.{key}"
-        ).format(
-            source=self.slot.source,
-            col=ident(self.slot.column),
-            kept=self._stash_value(),
-            parents=parents,
-            firsts=self.firsts(parents),
-            key=key,
         )
 
     def batch(self, where: Sql) -> list[Sql]:
@@ -135,7 +118,7 @@ class UpMirror:
             sql.SQL("UPDATE {} SET {} = {} - {} WHERE {}").format(
                 slot.source, ident(slot.jsonb_column), slot.jsonb, literal(slot.key), holds
             ),
-            self.recompute_batch(where),
+            self.recompute(where),
         ]
 
     def _marked(self, alias: str) -> Sql:

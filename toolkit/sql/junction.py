@@ -289,14 +289,13 @@ class JunctionShape:
 
     def set_first_links(self, order_by: tuple[str, ...], row_filter: Sql | None = None) -> Sql:
         """Set the owner's column to its first link in ``order_by`` order (deterministic);
-        with ``row_filter`` (on owner rows ``t``), of those owners only (an online batch)."""
-        only = sql.SQL(" AND {}").format(row_filter) if row_filter is not None else sql.SQL("")
-        return sql.SQL("UPDATE {} AS t SET {} = f.v FROM ({}) AS f WHERE t.{} = f.g{}").format(
+        with ``row_filter`` (on owner rows ``t``), of those owners only (an online batch:
+        the first links are those owners' only, each joined back by its key)."""
+        return sql.SQL("UPDATE {} AS t SET {} = f.v FROM ({}) AS f WHERE t.{} = f.g").format(
             self.owner_ref,
             ident(self.column),
             self.first_links(order_by, row_filter),
             ident(self.owner_key),
-            only,
         )
 
     def count_links(self) -> Sql:

@@ -33,13 +33,16 @@ def first_per_group(
 
     ``DISTINCT ON`` with an explicit order (the value itself breaks remaining ties), never
     whatever row an ``UPDATE ... FROM`` join would happen to pick. ``groups``, a query of
-    one column, limits it to the groups it returns (an online batch's owners or parents:
-    the rows of those groups only, one pass, read through an index on ``group_column``).
+    one column, limits it to the groups it returns (an online batch's owners), through
+    ``= ANY(ARRAY(groups))``: evaluated once, its keys then looked up in an index on
+    ``group_column``, whatever the planner guesses of their number (with ``IN (groups)``, a
+    guess of one key made it re-scan the result once per key, and a guess of many made it
+    read the whole table: both slower with every batch as the table grows).
     """
     g = column_of("x", group_column)
     only: Sql = sql.SQL("")
     if groups is not None:
-        only = sql.SQL(" WHERE {} IN ({})").format(g, groups)
+        only = sql.SQL(" WHERE {} = ANY(ARRAY({}))").format(g, groups)
     return sql.SQL(
         "SELECT DISTINCT ON ({g}) {g} AS g, {v} AS v FROM {source} AS x{only} ORDER BY {g}, {order}"
     ).format(
