@@ -282,7 +282,7 @@ def _can_share(first: _Job, job: _Job) -> bool:
     a, b = first.steps, job.steps
     return (
         first.phase == job.phase == "backfill"
-        and (a.table, a.schema, a.keys) == (b.table, b.schema, b.keys)
+        and (a.table, a.schema, a.keys, a.physical) == (b.table, b.schema, b.keys, b.physical)
         and first.last == job.last
     )
 
@@ -354,24 +354,28 @@ def _expand(runner: Runner, settings: OnlineSettings, jobs: Sequence[_Job]) -> N
 
 
 def _backfill(runner: Runner, settings: OnlineSettings, jobs: Sequence[_Job]) -> None:
-    """Batches in key order from where the progress entries say, each its own transaction,
-    sized to hold their rows' locks about ``batch_ms`` at most (``_next_size``); ``jobs``
-    share the pass (``_passes``): each batch locks its rows once and fills every job's
-    new structure for them."""
+    """Batches from where the progress entries say (by heap pages, ``_Pages``, or in key
+    order), each its own transaction, sized to hold their rows' locks about ``batch_ms``
+    at most (``_next_size``); ``jobs`` share the pass (``_passes``): each batch locks its
+    rows once and fills every job's new structure for them."""
     if jobs[0].phase != "backfill":
         return
     steps = jobs[0].steps
     for index in (i for job in jobs for i in job.steps.backfill_indexes):
         _build_concurrently(runner, index, steps.schema)
     total = _estimate(runner, steps)
+    pages = _Pages.of(runner, jobs, total)
     started, done = time.monotonic(), 0
     said, size = started, min(settings.batch_size, max(100, settings.batch_size // 4))
     while True:
         began = time.monotonic()
         batch = _short_transaction(
-            runner, settings, "backfill batch", functools.partial(_one_batch, runner, size, jobs)
+            runner,
+            settings,
+            "backfill batch",
+            functools.partial(_one_batch, runner, size, jobs, pages),
         )
-        if batch == 0:
+        if batch is None:
             break
         done += batch
         now = time.monotonic()
@@ -380,6 +384,55 @@ def _backfill(runner: Runner, settings: OnlineSettings, jobs: Sequence[_Job]) ->
             said = now
             _say(runner, _progress_line(jobs, jobs[0].rows, total, done, now - started))
     _backfilled(runner, settings, jobs, done, time.monotonic() - started)
+
+
+@dataclass
+class _Pages:
+    """A pass by heap pages: each batch is a range of pages (a TID range scan) instead of
+    the next rows in key order. With a random key (UUID), a key-ordered batch of 3,000
+    rows touches about as many pages, and its row locks write a full-page image of each;
+    a page range touches each page once. The progress entries record ``[next page, end,
+    file node]``. ``end`` is the table's size when the pass began: every row written since
+    the expand (inserted, updated, moved by an update, or rewritten by the batches of a
+    stash) fired the mirror, which left it reflected, so only rows on pages below it can
+    still need a batch; a rewrite of the table (a new file node) starts the pass again from
+    page 0. ``rows`` and ``pages`` measure how many rows a page holds, to turn a batch's
+    size in rows into pages."""
+
+    #: Rows per page: the table's average when the pass began, then following the batches
+    #: (never below half that average, so that a stretch of emptied pages does not make the
+    #: next batch span far more rows than it should).
+    density: float
+    floor: float
+
+    @classmethod
+    def of(cls, runner: Runner, jobs: Sequence[_Job], total: int) -> _Pages | None:
+        """A pass by pages when every job opts in (``OnlineSteps.physical``) and the server
+        scans TID ranges (PostgreSQL 14 and later), and no key was recorded (a run of an
+        older version goes on in key order); else None: key order."""
+        steps, last = jobs[0].steps, jobs[0].last
+        if not all(job.steps.physical for job in jobs):
+            return None
+        if last is not None and not isinstance(json.loads(last), list):
+            return None
+        query = osql.relation_pages(steps.table, schema=steps.schema)
+        pages, _node, tid_ranges = runner.rows(query)[0]
+        if not tid_ranges:
+            return None
+        density = total / pages if total > 0 and pages > 0 else 0.0
+        return cls(density, max(1.0, density / 2))
+
+    def span(self, size: int) -> int:
+        """How many pages hold about ``size`` rows (one while not known yet)."""
+        if self.density <= 0:
+            return 1
+        return max(1, int(size / self.density))
+
+    def saw(self, rows: int, pages: int) -> None:
+        """A batch locked ``rows`` rows on ``pages`` pages."""
+        seen = rows / pages
+        mixed = seen if self.density <= 0 else (self.density + seen) / 2
+        self.density = max(self.floor, mixed)
 
 
 def _backfilled(
@@ -434,20 +487,47 @@ def _next_size(settings: OnlineSettings, size: int, seconds: float) -> int:
     return size
 
 
-def _one_batch(runner: Runner, size: int, jobs: Sequence[_Job]) -> int:
-    """Lock the next ``size`` rows, fill every job's new structure for them, record the
-    last key in every job's progress entry."""
+def _one_batch(runner: Runner, size: int, jobs: Sequence[_Job], pages: _Pages | None) -> int | None:
+    """Lock the next ``size`` rows (by pages when ``pages``), fill every job's new
+    structure for them, record where the next batch starts in every job's progress entry;
+    None when the pass is over."""
     steps, last = jobs[0].steps, jobs[0].last
+    if pages is not None:
+        return _one_page_batch(runner, size, jobs, pages)
     lock = osql.lock_next_batch(steps.table, steps.keys, last, size, schema=steps.schema)
     count, upto = runner.rows(lock)[0]
     if not count:
-        return 0
+        return None
     where = osql.key_range(steps.table, steps.keys, last, str(upto), schema=steps.schema)
-    tallies = [_fill(runner, job, where, str(upto), int(count)) for job in jobs]
+    _advance(runner, jobs, where, str(upto), int(count))
+    return int(count)
+
+
+def _one_page_batch(runner: Runner, size: int, jobs: Sequence[_Job], pages: _Pages) -> int | None:
+    """The next range of pages (``_Pages``): its rows locked, every job's structure filled
+    for them; None once the range reaches the end of the pass."""
+    steps, last = jobs[0].steps, jobs[0].last
+    now, node, _ = runner.rows(osql.relation_pages(steps.table, schema=steps.schema))[0]
+    first, end, file = json.loads(last) if last is not None else (0, int(now), node)
+    if file != node:  # rewritten (VACUUM FULL, CLUSTER): every row moved
+        first, end = 0, int(now)
+    if first >= end:
+        return None
+    upto = min(end, first + pages.span(size))
+    count = int(runner.rows(osql.lock_pages(steps.table, first, upto, schema=steps.schema))[0][0])
+    where = osql.page_range(first, upto)
+    _advance(runner, jobs, where, json.dumps([upto, end, node]), count)
+    pages.saw(count, upto - first)
+    return count
+
+
+def _advance(runner: Runner, jobs: Sequence[_Job], where: Sql, upto: str, count: int) -> None:
+    """Every job's statements for the locked rows ``where`` selects, and its progress entry
+    advanced to ``upto`` (JSON text)."""
+    tallies = [_fill(runner, job, where, upto, count) for job in jobs]
     # Only once every statement ran: a retried batch starts from the same state.
     for job, counted in zip(jobs, tallies, strict=True):
-        job.last, job.rows, job.tallies = str(upto), job.rows + int(count), counted
-    return int(count)
+        job.last, job.rows, job.tallies = upto, job.rows + count, counted
 
 
 def _fill(runner: Runner, job: _Job, where: Sql, upto: str, count: int) -> dict[str, int]:

@@ -147,7 +147,9 @@ class StashPlan(Plan):
             schema=schema,
             timing="BEFORE",
             events=("INSERT", "UPDATE"),
-            columns=(self.column, slot.jsonb_column),
+            # Every update (batches by pages): one that moves a row to a page the batches
+            # already passed puts the key as a change of the value would.
+            columns=(),
             body=slot.mirror_body(),
         )
         contract = runs(drop_mirror(self.table, self.column, schema=schema))
@@ -178,6 +180,7 @@ class StashPlan(Plan):
                 ),
             ),
             writes_source=True,
+            physical=True,
         )
 
     def _batch(self, where: Sql) -> list[Step]:

@@ -162,3 +162,8 @@ class OnlineSteps:
     #: the operation's own contract and abort drop them.
     backfill_indexes: tuple[ConcurrentIndex, ...] = ()
     also_writes: tuple[str, ...] = ()
+    #: The batches may go by heap pages rather than by key (``toolkit.ops.online``): the
+    #: mirror fires on every INSERT and UPDATE (of any column) and leaves the row reflected
+    #: even when its value did not change, so a row an update moves to a page the batches
+    #: already passed is not missed; and ``batch`` skips rows already done.
+    physical: bool = False

@@ -213,6 +213,35 @@ def lock_next_batch(
     )
 
 
+# -- page ranges ---------------------------------------------------------------------------
+
+
+def page_range(first: int, end: int) -> Sql:
+    """Condition on rows ``t``: on heap pages ``first`` to ``end - 1`` (a TID range scan,
+    PostgreSQL 14 and later, reads just those pages)."""
+    return sql.SQL("t.ctid >= {}::tid AND t.ctid < {}::tid").format(
+        literal(f"({first},0)"), literal(f"({end},0)")
+    )
+
+
+def lock_pages(table: str, first: int, end: int, *, schema: str | None) -> Sql:
+    """Lock the rows on pages ``first`` to ``end - 1`` (``FOR NO KEY UPDATE``); one row:
+    how many. A row updated meanwhile is locked in its newest version, wherever it is."""
+    return sql.SQL(
+        "SELECT count(*) FROM (SELECT FROM {} AS t WHERE {} FOR NO KEY UPDATE OF t) AS b"
+    ).format(qualified(table, schema), page_range(first, end))
+
+
+def relation_pages(table: str, *, schema: str | None) -> Sql:
+    """One row: the table's size in pages, its file node (a rewrite, such as ``VACUUM
+    FULL``, changes it and moves every row), and whether the server scans TID ranges
+    (PostgreSQL 14 and later)."""
+    return sql.SQL(
+        "SELECT pg_relation_size({rel}) / current_setting('block_size')::bigint,"
+        " pg_relation_filenode({rel}), current_setting('server_version_num')::int >= 140000"
+    ).format(rel=regclass(table, schema))
+
+
 def analyze(table: str, *, schema: str | None) -> Sql:
     """Fresh planner statistics of a table the backfill filled or rewrote (SHARE UPDATE
     EXCLUSIVE: writes go on), so that the validations and measures that read it whole are
@@ -244,11 +273,13 @@ def create_mirror(
 ) -> list[Sql]:
     """The function (``body`` is its PL/pgSQL between ``BEGIN`` and ``END``) and the row
     trigger firing it ``timing`` (``BEFORE``/``AFTER``) on ``events`` (``INSERT``,
-    ``UPDATE`` of ``columns``, ``DELETE``); ``when``: the trigger's ``WHEN`` condition
-    (checked without calling the function)."""
+    ``UPDATE`` of ``columns``, of any column when there are none, ``DELETE``); ``when``:
+    the trigger's ``WHEN`` condition (checked without calling the function)."""
     name = mirror_name(table, column)
     parts = [
-        sql.SQL("UPDATE OF {}").format(idents(columns)) if event == "UPDATE" else sql.SQL(event)
+        sql.SQL("UPDATE OF {}").format(idents(columns))
+        if event == "UPDATE" and columns
+        else sql.SQL(event)
         for event in events
     ]
     return [
