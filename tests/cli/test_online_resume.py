@@ -151,6 +151,10 @@ def test_killed_during_backfill_resumes_after_the_last_batch(
             conn.rollback()
             done = conn.execute(ROWS_DONE).scalar()
             assert 20 <= done < TARGETS
+            # By pages: [next page, end of the pass, file node], the same in both entries.
+            lasts = conn.execute(text(_LASTS)).scalars().all()
+            assert len(lasts) == 2 and lasts[0] == lasts[1], lasts
+            assert [type(n) for n in lasts[0]] == [int, int, int] and lasts[0][0] > 0, lasts
             assert migrate.current(PROJECT, url) == (SCENARIO.before,)
             assert leftovers(conn)  # triggers and progress, for the rerun
         said = _after_rerun(lossless_server, template, url)
@@ -185,6 +189,7 @@ def test_entries_left_apart_are_filled_in_passes_of_their_own(
         assert "one pass with commitments.(goal_id, sprint_id)" in said, said
 
 
+_LASTS = "SELECT payload -> 'last' FROM lossless_online WHERE table_name = 'targets'"
 _PROMOTES = (
     "SELECT column_name, (payload ->> 'rows')::int FROM lossless_online"
     " WHERE table_name = 'targets'"
