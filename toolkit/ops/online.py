@@ -9,7 +9,8 @@ runs in phases, each its own short transaction (inside Alembic's ``autocommit_bl
 2. **expand**: one transaction, every lock in one global order under a short
    ``lock_timeout`` (retried): the new structure and a mirror trigger on the source table
    that writes each application change of the moving value into it, and a progress entry;
-3. **backfill**: batches of ``batch_size`` rows in primary-key order, each one
+3. **backfill**: batches of ``batch_size`` rows in primary-key order (or by heap pages
+   for the operations that opt in, ``_Pages``), each one
    transaction that locks its rows, fills the new structure for them and records its last
    key; a rerun continues after the last committed batch. Consecutive operations on the
    same source table and key share one pass (``_passes``): a batch locks its rows once

@@ -6,7 +6,8 @@
   phase reached and, while the backfill runs, the primary key of the last row copied. Each
   batch updates it in its own transaction, so a rerun after a crash continues after the
   last committed batch.
-- **Key ranges**: a batch is the next ``size`` rows after ``last`` in primary-key order,
+- **Key ranges**: a batch is the next ``size`` rows after ``last`` in primary-key order
+  (or, for operations that opt in, the rows of a range of heap pages: ``page_range``),
   locked ``FOR NO KEY UPDATE`` (an application write to one of them waits a few
   milliseconds; foreign-key checks of other tables do not). Keys travel as a JSON object
   turned back into the table's own types by ``jsonb_populate_record``, so any primary key,
