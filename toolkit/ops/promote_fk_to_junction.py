@@ -271,17 +271,14 @@ class PromotePlan(Plan):
         owner = ForeignKeySpec(
             self.table, (shape.owner_key,), schema, ondelete=self.referent.ondelete
         )
-        # By pages unless kept links are restored (the batches restore them only for owners
-        # without links, which the mirror of an unchanged value would give one).
-        physical = not self.use_kept
         mirror = create_mirror(
             self.table,
             self.column,
             schema=schema,
             timing="AFTER",
             events=("INSERT", "UPDATE", "DELETE"),
-            columns=() if physical else (shape.owner_key, self.column),
-            body=shape.mirror_body(ensure=physical),
+            columns=(shape.owner_key, self.column),
+            body=shape.mirror_body(),
         )
         contract: list[Step] = runs(drop_mirror(self.table, self.column, schema=schema))
         if self.use_kept:
@@ -312,7 +309,6 @@ class PromotePlan(Plan):
                 contract + record_and_drop(self.table, self.column, self.fk_names, schema=schema)
             ),
             abort=(*runs(drop_mirror(self.table, self.column, schema=schema)), Run(shape.drop())),
-            physical=physical,
         )
 
     def _batch(self, where: Sql) -> list[Step]:

@@ -204,35 +204,17 @@ class JunctionShape:
             self.ref, ident(self.owner_column), ident(self.owner_key)
         )
 
-    def mirror_body(self, *, ensure: bool = False) -> Sql:
+    def mirror_body(self) -> Sql:
         """The body of the AFTER trigger on the owner table that keeps the junction equal to
-        its column while online mode fills it: an owner's links follow its value.
-        ``ensure``: an update that leaves the value as it was still gives an owner without
-        links the link to it (batches by pages: the update may have moved the row to a page
-        they already passed)."""
-        unchanged: Sql = sql.SQL("")
-        if ensure:
-            unchanged = sql.SQL(
-                "  INSERT INTO {ref} ({owner}, {referent}) SELECT NEW.{key}, NEW.{col}"
-                " WHERE NEW.{col} IS NOT NULL"
-                " AND NOT EXISTS (SELECT FROM {ref} AS j WHERE j.{owner} = NEW.{key});\n"
-            ).format(
-                col=ident(self.column),
-                key=ident(self.owner_key),
-                ref=self.ref,
-                owner=ident(self.owner_column),
-                referent=ident(self.referent_column),
-            )
+        its column while online mode fills it: an owner's links follow its value."""
         return sql.SQL(
             "IF TG_OP = 'UPDATE' AND NEW.{col} IS NOT DISTINCT FROM OLD.{col}"
-            " AND NEW.{key} IS NOT DISTINCT FROM OLD.{key} THEN\n{unchanged}"
-            "  RETURN NULL;\nEND IF;\n"
+            " AND NEW.{key} IS NOT DISTINCT FROM OLD.{key} THEN\n  RETURN NULL;\nEND IF;\n"
             "IF TG_OP <> 'INSERT' THEN\n  DELETE FROM {ref} WHERE {owner} = OLD.{key};\nEND IF;\n"
             "IF TG_OP <> 'DELETE' AND NEW.{col} IS NOT NULL THEN\n"
             "  INSERT INTO {ref} ({owner}, {referent}) VALUES (NEW.{key}, NEW.{col});\nEND IF;\n"
             "RETURN NULL;"
         ).format(
-            unchanged=unchanged,
             col=ident(self.column),
             key=ident(self.owner_key),
             ref=self.ref,
