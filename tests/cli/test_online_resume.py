@@ -91,9 +91,9 @@ def _kill(process: subprocess.Popen[str], conn: Connection) -> None:
     _until(conn, lambda: conn.execute(SESSIONS).scalar() == 0, "the killed session end")
 
 
-def _upgrade(url: str) -> subprocess.Popen[str]:
+def _upgrade(url: str, *more: str) -> subprocess.Popen[str]:
     return start_lossless(
-        "-s", "migration-014", "--url", url, "upgrade", "--online", "--batch-size", "1"
+        "-s", "migration-014", "--url", url, "upgrade", "--online", "--batch-size", "1", *more
     )
 
 
@@ -237,6 +237,100 @@ def test_killed_while_adding_constraints_resumes(lossless_server: Server, templa
             conn.rollback()
             assert migrate.current(PROJECT, url) == (SCENARIO.before,)
         _after_rerun(lossless_server, template, url)
+
+
+JUNCTION_INDEXES = text(
+    "SELECT i.indexrelid::regclass::text, i.indisvalid, i.indisprimary FROM pg_index i"
+    " WHERE i.indrelid = 'target_goal_links'::regclass ORDER BY 1"
+)
+#: A lock request of the upgrade on the junction, waiting.
+JUNCTION_WAITING = text(
+    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+    " WHERE NOT l.granted AND l.relation = 'target_goal_links'::regclass"
+    " AND a.application_name = 'lossless upgrade'"
+)
+
+
+def test_killed_while_attaching_the_primary_key_resumes(
+    lossless_server: Server, template: str
+) -> None:
+    """The junction's primary key and indexes are built after the backfill: while it runs
+    the junction has its unique pair only. Killed once the key's index is built but before
+    it became the primary key, the rerun attaches it."""
+    with copy_of(lossless_server, template) as url, engine_on(url) as engine:
+        with engine.connect() as conn:
+            process = _upgrade(url)
+            _until(conn, lambda: _rows_done(conn) >= 4, "the backfill")
+            assert conn.execute(JUNCTION_INDEXES).all() == [("uq_target_goal", True, False)]
+            conn.rollback()
+            # A reader of the junction: only the primary key's ACCESS EXCLUSIVE waits for it.
+            with _holding(url, "LOCK TABLE target_goal_links IN ACCESS SHARE MODE"):
+                _until(conn, lambda: conn.execute(JUNCTION_WAITING).scalar() > 0, "attach wait")
+                _kill(process, conn)
+            conn.rollback()
+            assert conn.execute(JUNCTION_INDEXES).all() == [
+                ("ix_target_goal_links_goal_id", True, False),
+                ("ix_target_goal_links_target_id", True, False),
+                ("target_goal_links_pkey", True, False),
+                ("uq_target_goal", True, False),
+            ]
+            assert migrate.current(PROJECT, url) == (SCENARIO.before,)
+        _after_rerun(lossless_server, template, url)
+
+
+#: One snapshot of the upgrade's locks: whether it waits for client_goals, and the modes it
+#: holds on the junction meanwhile.
+#: A target, and a goal it is not linked to.
+MOVED_TARGET = (
+    "SELECT t.id, (SELECT g.id FROM client_goals AS g WHERE g.id IS DISTINCT FROM t.goal_id"
+    " ORDER BY g.id LIMIT 1) FROM targets AS t ORDER BY t.id LIMIT 1"
+)
+ADD_KEY_LOCKS = text(
+    "SELECT bool_or(NOT l.granted AND l.relation = 'client_goals'::regclass),"
+    " coalesce(array_agg(l.mode) FILTER (WHERE l.granted"
+    " AND l.relation = 'target_goal_links'::regclass), '{}')"
+    " FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+    " WHERE a.application_name = 'lossless upgrade'"
+)
+
+
+def test_a_foreign_key_locks_its_referenced_table_first(
+    lossless_server: Server, template: str
+) -> None:
+    """An application writes a parent before its children. Adding the junction's foreign
+    key to client_goals takes client_goals first: while it waits for an application
+    transaction that wrote a goal, it holds nothing on the junction, so that transaction
+    (and every write to targets, whose mirror writes the junction) goes on. ``ALTER
+    TABLE`` alone would hold the junction while waiting: a lock cycle, broken only by
+    ``lock_timeout``, again and again."""
+    with copy_of(lossless_server, template) as url, engine_on(url) as engine:
+        with engine.connect() as conn:
+            process = _upgrade(url, "-x", "online_lock_timeout_ms=60000")
+            _until(conn, lambda: _rows_done(conn) > 0, "the backfill")
+            conn.rollback()
+            seen: list[object] = []
+            with psycopg.connect(libpq_url(url)) as app:
+                app.execute("LOCK TABLE client_goals IN ROW EXCLUSIVE MODE")
+
+                def waiting() -> bool:
+                    seen[:] = conn.execute(ADD_KEY_LOCKS).one()
+                    return bool(seen[0])
+
+                _until(conn, waiting, "the foreign key waiting for client_goals")
+                assert seen[1] == []
+                # The application's transaction goes on to a child row (the mirror writes the
+                # junction): not blocked.
+                app.execute("SET LOCAL lock_timeout = '5s'")
+                target, goal = app.execute(MOVED_TARGET).fetchone() or ("", "")
+                app.execute("UPDATE targets SET goal_id = %s WHERE id = %s", (goal, target))
+                app.commit()
+            outcome = process.communicate(timeout=120)
+            assert process.returncode == 0, outcome
+        with engine_on(url) as engine, engine.connect() as conn:
+            assert leftovers(conn) == []
+            assert migrate.current(PROJECT, url) == (SCENARIO.after,)
+            link = text("SELECT goal_id FROM target_goal_links WHERE target_id = :t")
+            assert conn.execute(link, {"t": target}).scalars().all() == [goal]
 
 
 def test_killed_during_contract_resumes(lossless_server: Server, template: str) -> None:

@@ -53,6 +53,7 @@ from toolkit.ops.steps import (
     OnlineSteps,
     Run,
     Step,
+    TableLock,
     merged_locks,
 )
 from toolkit.sql import online as osql
@@ -565,25 +566,37 @@ def _progress_line(jobs: Sequence[_Job], before: int, total: int, done: int, sec
 
 
 def _constrain(runner: Runner, settings: OnlineSettings, job: _Job) -> None:
-    """Indexes built concurrently, then foreign keys and checks NOT VALID then validated
-    (the NOT NULL checks last); then the measures (nothing may be missing)."""
+    """Indexes built concurrently (and the constraints made from them attached), then
+    foreign keys and checks NOT VALID then validated (the NOT NULL checks last); then the
+    measures (nothing may be missing)."""
     if job.phase != "constraints":
         return
     steps = job.steps
     for index in steps.indexes:
         _build_concurrently(runner, index, steps.schema)
+    for table, name, statement in steps.attach:
+        if not runner.rows(osql.constraint_state(table, name, schema=steps.schema))[0][0]:
+            _short_transaction(runner, settings, f"add {name}", lambda: runner.run(statement))  # noqa: B023
     checks = [
         (n.table, osql.not_null_check_name(n.table, n.column), _not_null_check(n, steps.schema))
         for n in steps.not_null
     ]
+    referents = dict(steps.referents)
     for table, name, statement in (*steps.constraints, *checks):
         exists, validated = runner.rows(osql.constraint_state(table, name, schema=steps.schema))[0]
         if not exists:
-            add = osql.not_valid(statement)
-            _short_transaction(runner, settings, f"add {name}", lambda: runner.run(add))  # noqa: B023
+            first = [referents[name]] if name in referents else []
+            add = functools.partial(_add_not_valid, runner, first, statement)
+            _short_transaction(runner, settings, f"add {name}", add)
         if not validated:
             runner.run(osql.validate(table, name, schema=steps.schema))
     job.phase = "measured"
+
+
+def _add_not_valid(runner: Runner, first: Sequence[TableLock], statement: Sql) -> None:
+    """``statement`` ``NOT VALID``, the tables ``first`` locked before it (``referents``)."""
+    runner.lock(first)
+    runner.run(osql.not_valid(statement))
 
 
 def _not_null_check(not_null: NotNull, schema: str | None) -> Sql:
@@ -623,6 +636,10 @@ def _undo_constraints(steps: OnlineSteps) -> list[Step]:
             )
         )
         for n in steps.not_null
+    ]
+    out += [
+        Run(osql.drop_constraint_if_exists(table, name, schema=steps.schema))
+        for table, name, _ in steps.attach
     ]
     return out + [
         Run(osql.drop_index_if_exists(i.name, schema=steps.schema)) for i in steps.indexes

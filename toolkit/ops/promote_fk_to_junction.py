@@ -26,7 +26,7 @@ from toolkit.ops.junction import shape_of
 from toolkit.ops.junction_record import JunctionRecord
 from toolkit.ops.refusals import value_without_referent
 from toolkit.ops.runtime import Runner
-from toolkit.ops.steps import Measure, OnlineSteps, Run, Step, TableLock, runs
+from toolkit.ops.steps import ConcurrentIndex, Measure, OnlineSteps, Run, Step, TableLock, runs
 from toolkit.sql.checks import CheckSet, key_text
 from toolkit.sql.ddl import ForeignKeySpec
 from toolkit.sql.idents import Sql, table_as_t
@@ -288,17 +288,25 @@ class PromotePlan(Plan):
             column=self.column,
             schema=schema,
             keys=(shape.owner_key,),
-            # The junction is empty: its keys and indexes cost nothing yet.
             expand_locks=(TableLock(schema, self.table),),
+            # The unique pair only: what the mirror and the batches look owners up by. The
+            # other indexes are built after the backfill, in one sort each.
             expand=tuple(
-                runs(
-                    [shape.create_bare(), shape.shape_columns(), *shape.keys_and_indexes(), *mirror]
-                )
+                runs([shape.create_bare(), shape.shape_columns(), shape.unique_pair(), *mirror])
             ),
             batch=self._batch,
+            indexes=tuple(
+                ConcurrentIndex(shape.name, name, create)
+                for name, create in shape.indexes_built_later()
+            ),
+            attach=((shape.name, shape.primary_key_name, shape.attach_primary_key()),),
             constraints=tuple(
                 (shape.name, name, statement)
                 for name, statement in shape.foreign_keys(owner, self.referent)
+            ),
+            referents=(
+                (shape.fk_name(shape.owner_column), TableLock(schema, self.table)),
+                (shape.fk_name(shape.referent_column), referent),
             ),
             measures=(
                 Measure(shape.count_mirrored(missing=False), "moved"),

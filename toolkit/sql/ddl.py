@@ -169,10 +169,30 @@ def add_unique(table: str, columns: Sequence[str], name: str, *, schema: str | N
     )
 
 
-def create_index(table: str, columns: Sequence[str], name: str, *, schema: str | None) -> Sql:
-    """A plain b-tree index."""
-    return sql.SQL("CREATE INDEX {} ON {} ({})").format(
-        ident(name), qualified(table, schema), idents(columns)
+def add_primary_key_using_index(table: str, index: str, *, schema: str | None) -> Sql:
+    """Make the unique index ``index`` (built concurrently) the table's primary key, named
+    after it. Its columns must already be NOT NULL: then nothing is scanned."""
+    return sql.SQL("{} ADD CONSTRAINT {} PRIMARY KEY USING INDEX {}").format(
+        _alter(table, schema), ident(index), ident(index)
+    )
+
+
+def create_index(
+    table: str,
+    columns: Sequence[str],
+    name: str,
+    *,
+    schema: str | None,
+    unique: bool = False,
+    concurrently: bool = False,
+) -> Sql:
+    """A b-tree index (``unique``; built ``concurrently``: writes go on meanwhile)."""
+    return sql.SQL("CREATE {}INDEX {}{} ON {} ({})").format(
+        sql.SQL("UNIQUE " if unique else ""),
+        sql.SQL("CONCURRENTLY " if concurrently else ""),
+        ident(name),
+        qualified(table, schema),
+        idents(columns),
     )
 
 

@@ -15,6 +15,7 @@ from toolkit.sql.ddl import (
     ForeignKeySpec,
     add_foreign_key,
     add_primary_key,
+    add_primary_key_using_index,
     add_unique,
     create_index,
     drop_table,
@@ -163,18 +164,57 @@ class JunctionShape:
         """Primary key, unique pair, indexes, then the two foreign keys (after the load)."""
         return self.keys_and_indexes() + [sql for _, sql in self.foreign_keys(owner, referent)]
 
+    @property
+    def primary_key_name(self) -> str:
+        return f"{self.name}_pkey"
+
     def keys_and_indexes(self) -> list[Sql]:
         """Primary key, unique pair and (with ``index``) one index per column."""
-        pair = [self.owner_column, self.referent_column]
         steps = [
-            add_primary_key(self.name, [ID_COLUMN], f"{self.name}_pkey", schema=self.schema),
-            add_unique(self.name, pair, self.unique_constraint, schema=self.schema),
+            add_primary_key(self.name, [ID_COLUMN], self.primary_key_name, schema=self.schema),
+            self.unique_pair(),
         ]
         if self.index:
             steps += [
-                create_index(self.name, [c], self.index_name(c), schema=self.schema) for c in pair
+                create_index(self.name, [c], self.index_name(c), schema=self.schema)
+                for c in (self.owner_column, self.referent_column)
             ]
         return steps
+
+    def unique_pair(self) -> Sql:
+        """The unique ``(owner, referent)`` constraint."""
+        pair = [self.owner_column, self.referent_column]
+        return add_unique(self.name, pair, self.unique_constraint, schema=self.schema)
+
+    def indexes_built_later(self) -> list[tuple[str, Sql]]:
+        """Online mode: the other indexes of ``keys_and_indexes``, each ``(name, CREATE INDEX
+        CONCURRENTLY)``, built once the backfill is done: one sort each, instead of an
+        insert at a random place (a random ``id``, a random referent) for every link the
+        batches write. The mirror and the batches look owners up by the unique pair alone."""
+        pkey = self.primary_key_name
+        out = [
+            (
+                pkey,
+                create_index(
+                    self.name, [ID_COLUMN], pkey, schema=self.schema, unique=True, concurrently=True
+                ),
+            )
+        ]
+        if self.index:
+            out += [
+                (
+                    self.index_name(c),
+                    create_index(
+                        self.name, [c], self.index_name(c), schema=self.schema, concurrently=True
+                    ),
+                )
+                for c in (self.owner_column, self.referent_column)
+            ]
+        return out
+
+    def attach_primary_key(self) -> Sql:
+        """Online mode: the primary key made from its index built concurrently."""
+        return add_primary_key_using_index(self.name, self.primary_key_name, schema=self.schema)
 
     def foreign_keys(
         self, owner: ForeignKeySpec, referent: ForeignKeySpec
