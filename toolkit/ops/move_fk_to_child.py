@@ -342,13 +342,6 @@ class ToChildPlan(Plan):
         )
         return [(child, self.fk_name, fk)]
 
-    def _referent_locks(self) -> tuple[tuple[str, TableLock], ...]:
-        """The new foreign key's referenced table, locked before the key is added."""
-        if self.referent is None:
-            return ()
-        referent = TableLock(self.referent.referent_schema, self.referent.referent_table)
-        return ((self.fk_name, referent),)
-
     def _mirrors(self, *, drop: bool) -> list[Sql]:
         """The three mirror triggers (see ``toolkit.sql.family_online``), or their drops."""
         family, mirror, schema = self.family, self.mirror, self.family.schema
@@ -439,7 +432,6 @@ class ToChildPlan(Plan):
             ),
             batch=self._batch,
             constraints=tuple(self._foreign_key()),
-            referents=self._referent_locks(),
             not_null=not_null,
             measures=(
                 Measure(self.mirror.count_moved(), "moved"),

@@ -44,6 +44,7 @@ from toolkit.errors import OfflineModeError, OnlineAbortedError, UsageError, Ver
 from toolkit.lock_retries import with_lock_retries
 from toolkit.ops import reflect
 from toolkit.ops.base import LosslessOperation, Plan
+from toolkit.ops.lock_order import referenced_first
 from toolkit.ops.results import OpResult, log
 from toolkit.ops.runtime import Runner
 from toolkit.ops.steps import (
@@ -57,8 +58,9 @@ from toolkit.ops.steps import (
     merged_locks,
 )
 from toolkit.sql import online as osql
-from toolkit.sql.idents import Sql
-from toolkit.sql.lookups import regclass
+from toolkit.sql.idents import Sql, render
+from toolkit.sql.lock_plan import referenced_tables
+from toolkit.sql.lookups import regclass, table_exists
 from toolkit.sql.stash import drop_stash_if_empty, ensure_stash
 
 _TRUE = ("1", "true", "yes", "on")
@@ -157,7 +159,7 @@ def _abort(
         steps = operation.resolve(named).online_steps()
 
         def abort(steps: OnlineSteps = steps, named: Runner = named) -> None:
-            named.lock(merged_locks(steps.contract_locks))
+            named.lock(referenced_first(named, merged_locks(steps.contract_locks)))
             named.execute(_undo_constraints(steps))
             named.execute(steps.abort)
             named.run(osql.forget_progress(steps.table, steps.column, schema=steps.schema))
@@ -325,7 +327,9 @@ def _refuse_triggers_of(runner: Runner, table: str, schema: str | None) -> None:
 def _expand(runner: Runner, settings: OnlineSettings, jobs: Sequence[_Job]) -> None:
     """The preparations (no table lock), then one short transaction: every expand lock in
     one order, the new structures, the mirror triggers, the progress entries."""
-    locks = merged_locks(lock for job in jobs for lock in job.steps.expand_locks)
+    locks = referenced_first(
+        runner, merged_locks(lock for job in jobs for lock in job.steps.expand_locks)
+    )
 
     def prepare() -> None:
         for job in jobs:
@@ -581,21 +585,24 @@ def _constrain(runner: Runner, settings: OnlineSettings, job: _Job) -> None:
         (n.table, osql.not_null_check_name(n.table, n.column), _not_null_check(n, steps.schema))
         for n in steps.not_null
     ]
-    referents = dict(steps.referents)
     for table, name, statement in (*steps.constraints, *checks):
         exists, validated = runner.rows(osql.constraint_state(table, name, schema=steps.schema))[0]
         if not exists:
-            first = [referents[name]] if name in referents else []
-            add = functools.partial(_add_not_valid, runner, first, statement)
+            add = functools.partial(_add_not_valid, runner, statement)
             _short_transaction(runner, settings, f"add {name}", add)
         if not validated:
             runner.run(osql.validate(table, name, schema=steps.schema))
     job.phase = "measured"
 
 
-def _add_not_valid(runner: Runner, first: Sequence[TableLock], statement: Sql) -> None:
-    """``statement`` ``NOT VALID``, the tables ``first`` locked before it (``referents``)."""
-    runner.lock(first)
+def _add_not_valid(runner: Runner, statement: Sql) -> None:
+    """``statement`` ``NOT VALID``; a foreign key's referenced table locked first (``SHARE
+    ROW EXCLUSIVE``, what the ``ADD`` takes on it), as an application takes them (a parent
+    row before its children): ``ALTER TABLE`` alone takes its own table first, and would
+    hold it while it waits for an application transaction that wrote the parent and waits
+    for the child: a lock cycle until ``lock_timeout``, again and again under load."""
+    referents = referenced_tables(render(statement))
+    runner.lock([TableLock(s, t) for s, t in referents if runner.scalar(table_exists(t, s))])
     runner.run(osql.not_valid(statement))
 
 
@@ -651,7 +658,9 @@ def _contract_all(runner: Runner, settings: OnlineSettings, jobs: Sequence[_Job]
     if not jobs:
         return
     reports = [_measure(runner.named(job.plan.operation), job) for job in jobs]
-    locks = merged_locks(lock for job in jobs for lock in job.steps.contract_locks)
+    locks = referenced_first(
+        runner, merged_locks(lock for job in jobs for lock in job.steps.contract_locks)
+    )
 
     def contract() -> None:
         runner.lock(locks)

@@ -304,10 +304,6 @@ class PromotePlan(Plan):
                 (shape.name, name, statement)
                 for name, statement in shape.foreign_keys(owner, self.referent)
             ),
-            referents=(
-                (shape.fk_name(shape.owner_column), TableLock(schema, self.table)),
-                (shape.fk_name(shape.referent_column), referent),
-            ),
             measures=(
                 Measure(shape.count_mirrored(missing=False), "moved"),
                 Measure(shape.count_mirrored(missing=True), "missing"),

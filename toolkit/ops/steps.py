@@ -166,12 +166,6 @@ class OnlineSteps:
     #: ``indexes`` once it is built (a primary key), each in a short transaction; there is
     #: nothing to validate.
     attach: tuple[tuple[str, str, Sql], ...] = ()
-    #: ``(constraint name, referenced table)`` of the foreign keys of ``constraints``: the
-    #: referenced table is locked first (``SHARE ROW EXCLUSIVE``, what the ``ADD`` takes on
-    #: it) in the transaction that adds one, as an application takes them (a parent row
-    #: before its children); ``ALTER TABLE`` alone takes its own table first and would wait
-    #: on every application transaction that wrote both, until ``lock_timeout``.
-    referents: tuple[tuple[str, TableLock], ...] = ()
     #: The batches may go by heap pages rather than by key (``toolkit.ops.online``): the
     #: mirror fires on every INSERT and UPDATE (of any column) and leaves the row reflected
     #: even when its value did not change, so a row an update moves to a page the batches

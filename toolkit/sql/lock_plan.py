@@ -118,6 +118,14 @@ def needed_locks(
     return [strongest[key] for key in sorted(strongest)]
 
 
+def referenced_tables(statement: str) -> list[tuple[str | None, str]]:
+    """The tables the ``FOREIGN KEY ... REFERENCES`` clauses of ``statement`` name, each
+    ``(schema, table)``; schema None when the name is unqualified (the search path finds
+    it, as it does for the statement)."""
+    found = (_split(m["table"], "") for m in _FK.finditer(_strip_comments(statement)))
+    return [(schema or None, table) for schema, table in found]
+
+
 def _none(drop: Drop) -> Sequence[tuple[str, str]]:
     del drop
     return ()
