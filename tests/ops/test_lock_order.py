@@ -4,26 +4,14 @@ an application writes a parent row before its children."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import psycopg
 import pytest
 
+from tests.ops.test_online_framework import db as db  # a scratch database, autocommit
 from toolkit.ops.lock_order import foreign_keys_among, referenced_order
 from toolkit.ops.steps import TableLock
-from toolkit.postgres import Server, scratch_database
-from toolkit.postgres.url import libpq_url
 from toolkit.sql.idents import render
 from toolkit.sql.lock_plan import referenced_tables
-
-
-@pytest.fixture
-def db(lossless_server: Server) -> Iterator[psycopg.Connection]:
-    with (
-        scratch_database(lossless_server.url, prefix="lossless_lock_order") as url,
-        psycopg.connect(libpq_url(url), autocommit=True) as conn,
-    ):
-        yield conn
 
 
 def _order(db: psycopg.Connection, locks: list[TableLock]) -> list[str]:
