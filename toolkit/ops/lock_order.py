@@ -41,10 +41,11 @@ def referenced_order(count: int, edges: Iterable[tuple[int, int]]) -> list[int]:
     ordered: list[int] = []
     left = list(range(count))
     while left:
-        ready = [i for i in left if not references[i] & set(left)]
-        # None ready: a cycle. Break it at its first table another one references.
-        referenced = [i for i in left if any(i in references[j] for j in left)]
-        pick = ready[0] if ready else (referenced or left)[0]
+        waiting = set(left)
+        ready = [i for i in left if not references[i] & waiting]
+        if not ready:  # a cycle: broken at its first table another one references
+            ready = [i for i in left if any(i in references[j] for j in left)] or left
+        pick = ready[0]
         ordered.append(pick)
         left.remove(pick)
     return ordered

@@ -497,9 +497,9 @@ def _one_batch(runner: Runner, size: int, jobs: Sequence[_Job], pages: _Pages | 
     """Lock the next ``size`` rows (by pages when ``pages``), fill every job's new
     structure for them, record where the next batch starts in every job's progress entry;
     None when the pass is over."""
-    steps, last = jobs[0].steps, jobs[0].last
     if pages is not None:
         return _one_page_batch(runner, size, jobs, pages)
+    steps, last = jobs[0].steps, jobs[0].last
     lock = osql.lock_next_batch(steps.table, steps.keys, last, size, schema=steps.schema)
     count, upto = runner.rows(lock)[0]
     if not count:
@@ -580,7 +580,8 @@ def _constrain(runner: Runner, settings: OnlineSettings, job: _Job) -> None:
         _build_concurrently(runner, index, steps.schema)
     for table, name, statement in steps.attach:
         if not runner.rows(osql.constraint_state(table, name, schema=steps.schema))[0][0]:
-            _short_transaction(runner, settings, f"add {name}", lambda: runner.run(statement))  # noqa: B023
+            attach = functools.partial(runner.run, statement)
+            _short_transaction(runner, settings, f"add {name}", attach)
     checks = [
         (n.table, osql.not_null_check_name(n.table, n.column), _not_null_check(n, steps.schema))
         for n in steps.not_null

@@ -174,12 +174,7 @@ class JunctionShape:
             add_primary_key(self.name, [ID_COLUMN], self.primary_key_name, schema=self.schema),
             self.unique_pair(),
         ]
-        if self.index:
-            steps += [
-                create_index(self.name, [c], self.index_name(c), schema=self.schema)
-                for c in (self.owner_column, self.referent_column)
-            ]
-        return steps
+        return steps + [create for _, create in self._column_indexes(concurrently=False)]
 
     def unique_pair(self) -> Sql:
         """The unique ``(owner, referent)`` constraint."""
@@ -192,25 +187,28 @@ class JunctionShape:
         insert at a random place (a random ``id``, a random referent) for every link the
         batches write. The mirror and the batches look owners up by the unique pair alone."""
         pkey = self.primary_key_name
-        out = [
+        key = create_index(
+            self.name, [ID_COLUMN], pkey, schema=self.schema, unique=True, concurrently=True
+        )
+        return [(pkey, key), *self._column_indexes(concurrently=True)]
+
+    def _column_indexes(self, *, concurrently: bool) -> list[tuple[str, Sql]]:
+        """With ``index``: one index per column, each ``(name, CREATE INDEX)``."""
+        if not self.index:
+            return []
+        return [
             (
-                pkey,
+                self.index_name(c),
                 create_index(
-                    self.name, [ID_COLUMN], pkey, schema=self.schema, unique=True, concurrently=True
+                    self.name,
+                    [c],
+                    self.index_name(c),
+                    schema=self.schema,
+                    concurrently=concurrently,
                 ),
             )
+            for c in (self.owner_column, self.referent_column)
         ]
-        if self.index:
-            out += [
-                (
-                    self.index_name(c),
-                    create_index(
-                        self.name, [c], self.index_name(c), schema=self.schema, concurrently=True
-                    ),
-                )
-                for c in (self.owner_column, self.referent_column)
-            ]
-        return out
 
     def attach_primary_key(self) -> Sql:
         """Online mode: the primary key made from its index built concurrently."""
